@@ -1,0 +1,750 @@
+"""A fair, thread-safe counting semaphore whose waiters may ask for many permits at once.
+
+Implementation details
+----------------------
+This is a port of Tokio's ``batch_semaphore``. The semaphore is a counter of
+free permits plus a FIFO queue of waiters. The queue is an intrusive doubly
+linked list: every waiter is a :class:`_Waiter` node that carries its own
+``prev``/``next`` links, so a cancelled waiter leaves the queue in O(1)
+without searching for itself (``collections.deque.remove`` is O(n), which is
+what makes cancelling many queued ``asyncio.Semaphore`` waiters quadratic).
+
+Permits released to the semaphore are handed to the waiter at the *head* of
+the queue. If the head needs more than is being released it keeps what it
+was given (a partial reservation) and nothing goes past it; only when the
+head is fully served is it unlinked and woken, and the remainder moves on to
+the next waiter. Permits reach the free counter only once the queue is empty.
+That is the whole fairness argument: a request for many permits accumulates
+permits as they are released and cannot be overtaken by smaller requests
+that arrive after it, so it is never starved. Higher-level primitives depend
+on this: an RwLock writer, which takes every permit, is not starved by a
+stream of readers.
+
+Cancellation hands back everything the waiter had been given, partial or
+whole, including a waiter that was fully served but cancelled before it got
+to run again; the returned permits go to the next waiter in line.
+
+Thread safety: all state lives behind one ``threading.Lock``. A waiter
+belongs to the event loop it was created on; permits may be released from any
+thread. Waiters are collected under the lock and woken after it is released
+(waking runs arbitrary callbacks, and a waiter's loop may live on another
+thread, in which case the wake-up goes through ``call_soon_threadsafe``).
+Waking never decides who owns permits: ownership is decided under the lock
+when permits are assigned to a node, and a waiter that never resumes
+(cancelled, or its loop closed) gives its node's permits back under the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Callable, Generator
+from types import TracebackType
+from typing import Any, Final
+
+from ._errors import AcquireError, Closed, NoPermits
+
+__all__ = ["MAX_PERMITS", "Permit", "Semaphore"]
+
+#: The largest number of permits a semaphore can hold. Tokio reserves three flag
+#: bits of a ``usize`` for its state, so on 64-bit targets its limit is
+#: ``usize::MAX >> 3``. Python ints do not overflow; the limit is kept so the
+#: two agree and so that a runaway ``release`` loop fails loudly.
+MAX_PERMITS: Final = 2**61 - 1
+
+_get_running_loop = asyncio.events._get_running_loop
+
+
+def check_count(n: object, what: str = "permits") -> int:
+    """Return ``n`` if it is an int in ``0..MAX_PERMITS``; raise ``TypeError``/``ValueError``."""
+    if type(n) is not int:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"{what} must be an int, not {type(n).__name__}")
+        n = int(n)
+    if n < 0:
+        raise ValueError(f"{what} must be >= 0, got {n}")
+    if n > MAX_PERMITS:
+        raise ValueError(f"{what} must be <= MAX_PERMITS ({MAX_PERMITS}), got {n}")
+    return n
+
+
+TraceFn = Callable[["TraceEvent"], None]
+
+
+class TraceEvent:
+    """One structured event from a semaphore with a ``tracer``.
+
+    ``kind`` is one of ``"acquire"`` (requested), ``"granted"``, ``"cancelled"``,
+    ``"failed_closed"``, ``"release"``, ``"close"``, ``"forget"``. ``permits`` is
+    the count the event is about; ``available`` and ``waiting`` are the free
+    counter and the queue length right after the event, read under the lock.
+    ``time`` is ``time.monotonic()``; ``thread`` the native thread id.
+    """
+
+    __slots__ = ("available", "kind", "name", "permits", "thread", "time", "waiting")
+
+    def __init__(
+        self, kind: str, name: str | None, permits: int, available: int, waiting: int
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.permits = permits
+        self.available = available
+        self.waiting = waiting
+        self.time = time.monotonic()
+        self.thread = threading.get_native_id()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict."""
+        return {
+            "time": self.time,
+            "event": self.kind,
+            "semaphore": self.name,
+            "permits": self.permits,
+            "available": self.available,
+            "waiting": self.waiting,
+            "thread": self.thread,
+        }
+
+    def __repr__(self) -> str:
+        return f"TraceEvent({self.as_dict()!r})"
+
+
+class _Waiter:
+    """A queued request: an intrusive list node plus the way to wake its owner.
+
+    Every field except ``loop``/``fut``/``event`` may only be read or written
+    while the semaphore's lock is held.
+    """
+
+    __slots__ = ("assigned", "event", "fut", "loop", "needed", "next", "prev", "queued")
+
+    def __init__(self, needed: int) -> None:
+        self.needed = needed
+        # Permits handed to this request so far; 0 <= assigned <= needed.
+        self.assigned = 0
+        # True exactly while the node is linked into the semaphore's queue.
+        self.queued = False
+        self.prev: _Waiter | None = None
+        self.next: _Waiter | None = None
+        # An async waiter has a loop and a future; a blocking one has an event.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.fut: asyncio.Future[None] | None = None
+        self.event: threading.Event | None = None
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Semaphore:
+    """A counting semaphore where a task may wait for many permits at once, strictly FIFO.
+
+    Guarantees:
+
+    * **FIFO, no barging.** Requests are served in the order they started
+      waiting, whatever their sizes. A request that cannot be served at once
+      takes what is free and queues for the rest; while anyone is queued the
+      free counter is 0, so no later ``acquire`` or ``try_acquire`` can take
+      permits ahead of a queued request.
+    * **Nothing is lost.** A cancelled or failed request gives back every
+      permit it had been handed. A :class:`Permit` returns its permits when
+      released, when its ``with`` block ends, or (with a ``ResourceWarning``)
+      when it is garbage-collected.
+    * **Thread-safe.** Every method may be called from any thread; tasks on
+      different event loops may wait on the same semaphore; a waiter is always
+      resumed on its own loop.
+
+    Raises ``TypeError`` for a non-int count (``bool`` included) and
+    ``ValueError`` for a negative count or one above :data:`MAX_PERMITS`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_head",
+        "_lock",
+        "_name",
+        "_orphans",
+        "_permits",
+        "_tail",
+        "_tracer",
+        "_waiting",
+    )
+
+    def __init__(
+        self, permits: int = 0, *, name: str | None = None, tracer: TraceFn | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        # The free counter. Invariant (kept by every method under the lock):
+        # the queue is non-empty  =>  self._permits == 0.
+        # Consequences used below: a new request can take from the counter only
+        # when nobody is queued (no barging), and leftover permits of a release
+        # are exactly what the counter gains, so the MAX_PERMITS check can be
+        # made before anything changes.
+        self._permits = check_count(permits)
+        self._closed = False
+        # FIFO queue, oldest at _head. Only the head may hold a partial
+        # reservation (assigned > 0): permits are handed out head first, and a
+        # new waiter takes from the counter only when the queue is empty, i.e.
+        # when it becomes the head itself.
+        self._head: _Waiter | None = None
+        self._tail: _Waiter | None = None
+        self._waiting = 0
+        # Permit counts from Permits garbage-collected while the lock was busy;
+        # folded back in by the next operation that takes the slow path.
+        self._orphans: list[int] = []
+        self._name = name
+        self._tracer = tracer
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def available_permits(self) -> int:
+        """Permits free in the counter. Permits already handed to queued waiters are not in it."""
+        return self._permits
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    @property
+    def waiting(self) -> int:
+        """The number of queued acquire calls (async and blocking)."""
+        return self._waiting
+
+    @property
+    def name(self) -> str | None:
+        """The name given at construction, used in ``repr`` and trace events."""
+        return self._name
+
+    @property
+    def tracer(self) -> TraceFn | None:
+        """The callable that receives :class:`TraceEvent`; may be replaced at any time."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: TraceFn | None) -> None:
+        self._tracer = tracer
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        name = f" {self._name!r}" if self._name is not None else ""
+        return (
+            f"<batchsem.Semaphore{name} [{state}, permits:{self._permits}, "
+            f"waiters:{self._waiting}]>"
+        )
+
+    # ---------------------------------------------------------- locked steps
+
+    def _trace_locked(self, kind: str, permits: int) -> TraceEvent:
+        return TraceEvent(kind, self._name, permits, self._permits, self._waiting)
+
+    def _enqueue_locked(self, node: _Waiter) -> None:
+        node.queued = True
+        node.prev = tail = self._tail
+        node.next = None
+        if tail is None:
+            self._head = node
+        else:
+            tail.next = node
+        self._tail = node
+        self._waiting += 1
+
+    def _unlink_locked(self, node: _Waiter) -> None:
+        prev, nxt = node.prev, node.next
+        if prev is None:
+            self._head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            self._tail = prev
+        else:
+            nxt.prev = prev
+        node.prev = node.next = None
+        node.queued = False
+        self._waiting -= 1
+
+    def _add_permits_locked(self, rem: int) -> list[_Waiter] | None:
+        """Hand ``rem`` permits to the queue head first; return the waiters to wake.
+
+        The caller has checked ``self._permits + rem <= MAX_PERMITS`` (exact,
+        thanks to the counter invariant) and wakes the returned nodes after
+        releasing the lock.
+        """
+        if self._orphans:
+            rem += self._drain_orphans_locked()
+        woken: list[_Waiter] | None = None
+        node = self._head
+        while node is not None and rem:
+            want = node.needed - node.assigned
+            if rem < want:
+                node.assigned += rem
+                return woken
+            rem -= want
+            node.assigned = node.needed
+            nxt = node.next
+            self._unlink_locked(node)
+            if woken is None:
+                woken = [node]
+            else:
+                woken.append(node)
+            node = nxt
+        self._permits += rem
+        return woken
+
+    def _drain_orphans_locked(self) -> int:
+        total = 0
+        orphans = self._orphans
+        while orphans:
+            total += orphans.pop()
+        return total
+
+    def _give_back_locked(self, node: _Waiter) -> tuple[int, list[_Waiter] | None]:
+        """Unlink ``node`` if queued and return its permits to the semaphore."""
+        if node.queued:
+            self._unlink_locked(node)
+        n = node.assigned
+        node.assigned = 0
+        if n == 0:
+            return 0, None
+        return n, self._add_permits_locked(n)
+
+    # --------------------------------------------------------------- waking
+
+    def _wake(self, nodes: list[_Waiter]) -> None:
+        """Resume served waiters, each on its own loop. Call without the lock held."""
+        running = _get_running_loop()
+        for node in nodes:
+            loop = node.loop
+            if loop is None:
+                event = node.event
+                assert event is not None
+                event.set()
+                continue
+            fut = node.fut
+            assert fut is not None
+            if loop is running:
+                if not fut.done():
+                    fut.set_result(None)
+                continue
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:
+                # The waiter's loop is closed: it will never resume, so its
+                # permits would be lost. Take them back.
+                self._reclaim(node)
+
+    def _reclaim(self, node: _Waiter) -> None:
+        with self._lock:
+            _, woken = self._give_back_locked(node)
+        if woken:
+            self._wake(woken)
+
+    # ------------------------------------------------------------ releasing
+
+    def add_permits(self, n: int) -> None:
+        """Add ``n`` permits: to the queue oldest first (partially to the head), then the counter.
+
+        Works after :meth:`close` (the counter grows; the semaphore stays
+        closed). Raises ``ValueError``, changing nothing, if the counter would
+        exceed :data:`MAX_PERMITS`.
+        """
+        if type(n) is not int or n < 0:
+            n = check_count(n)
+        tracer = self._tracer
+        with self._lock:
+            if self._permits + n > MAX_PERMITS:
+                raise ValueError(
+                    f"adding {n} permits would exceed MAX_PERMITS ({MAX_PERMITS}); "
+                    f"{self._permits} are free"
+                )
+            if self._head is None and not self._orphans:
+                self._permits += n
+                woken = None
+            else:
+                woken = self._add_permits_locked(n)
+            event = self._trace_locked("release", n) if tracer is not None else None
+        if woken:
+            self._wake(woken)
+        if event is not None and tracer is not None:
+            tracer(event)
+
+    release = add_permits
+
+    def forget_permits(self, n: int) -> int:
+        """Remove up to ``n`` permits from the free counter (never from waiters); return how many.
+
+        The closed state is unchanged.
+        """
+        n = check_count(n)
+        tracer = self._tracer
+        with self._lock:
+            taken = min(n, self._permits)
+            self._permits -= taken
+            event = self._trace_locked("forget", taken) if tracer is not None else None
+        if event is not None and tracer is not None:
+            tracer(event)
+        return taken
+
+    def close(self) -> None:
+        """Close the semaphore. Idempotent.
+
+        Every queued waiter fails with :class:`AcquireError` and what it had
+        been handed goes back to the counter. Later ``acquire`` calls raise
+        :class:`AcquireError`; ``try_acquire`` raises :class:`Closed`.
+        Outstanding permits stay valid and may still be released.
+        """
+        tracer = self._tracer
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            woken: list[_Waiter] = []
+            node = self._head
+            while node is not None:
+                nxt = node.next
+                self._permits += node.assigned
+                node.assigned = 0
+                node.prev = node.next = None
+                node.queued = False
+                woken.append(node)
+                node = nxt
+            self._head = self._tail = None
+            self._waiting = 0
+            if self._orphans:
+                self._permits += self._drain_orphans_locked()
+            event = self._trace_locked("close", 0) if tracer is not None else None
+        self._wake(woken)
+        if event is not None and tracer is not None:
+            tracer(event)
+
+    # ------------------------------------------------------------ acquiring
+
+    def acquire(self, n: int = 1) -> _Acquire:
+        """Request ``n`` permits; await the result, or use it as ``async with``.
+
+        ``permit = await sem.acquire(3)`` or ``async with sem.acquire(3) as permit:``.
+        The queue position is taken when the request is first awaited. Free
+        permits are taken at once and the request queues for the rest; it is
+        served in FIFO order. Raises :class:`AcquireError` if the semaphore is
+        or becomes closed (handing back anything it had been given).
+        Cancellation at any point hands back everything it had been given.
+        ``acquire(0)`` returns an empty Permit at once unless closed.
+        """
+        if type(n) is not int or n < 0 or n > MAX_PERMITS:
+            n = check_count(n)
+        return _Acquire(self, n)
+
+    def try_acquire(self, n: int = 1) -> Permit:
+        """Take ``n`` permits now, or raise :class:`Closed` (checked first) or :class:`NoPermits`.
+
+        Never takes permits ahead of a queued request.
+        """
+        if type(n) is not int or n < 0 or n > MAX_PERMITS:
+            n = check_count(n)
+        with self._lock:
+            if self._closed:
+                raise Closed()
+            if self._permits < n and self._orphans and self._head is None:
+                self._permits += self._drain_orphans_locked()
+            if self._permits < n:
+                raise NoPermits()
+            self._permits -= n
+        tracer = self._tracer
+        if tracer is not None:
+            self._emit(tracer, "granted", n)
+        return Permit(self, n)
+
+    def _emit(self, tracer: TraceFn, kind: str, n: int) -> None:
+        with self._lock:
+            event = self._trace_locked(kind, n)
+        tracer(event)
+
+    def _begin_locked(self, node: _Waiter) -> bool:
+        """Take free permits for ``node``; queue it for the rest. True if fully served now.
+
+        Raises :class:`AcquireError` if closed.
+        """
+        if self._closed:
+            raise AcquireError()
+        if self._head is None:
+            if self._orphans:
+                self._permits += self._drain_orphans_locked()
+            free = self._permits
+            if free >= node.needed:
+                self._permits = free - node.needed
+                node.assigned = node.needed
+                return True
+            node.assigned = free
+            self._permits = 0
+        self._enqueue_locked(node)
+        return False
+
+    def _finish(self, node: _Waiter) -> None:
+        """After the waiter resumed: fail (giving back) if the semaphore was closed meanwhile."""
+        with self._lock:
+            if not self._closed:
+                return
+            _, woken = self._give_back_locked(node)
+        if woken:
+            self._wake(woken)
+        raise AcquireError()
+
+    def _abandon(self, node: _Waiter) -> None:
+        """The request will not complete: unlink it and give back what it had been handed."""
+        with self._lock:
+            _, woken = self._give_back_locked(node)
+        if woken:
+            self._wake(woken)
+
+    def _acquire_slow(self, n: int) -> Generator[Any, None, None]:
+        """Wait for ``n`` permits on the running loop (the body of every async acquire)."""
+        node = _Waiter(n)
+        tracer = self._tracer
+        with self._lock:
+            try:
+                done = self._begin_locked(node)
+            except AcquireError:
+                event = self._trace_locked("failed_closed", n) if tracer else None
+                done = None
+            else:
+                event = self._trace_locked("acquire", n) if tracer else None
+        if event is not None and tracer is not None:
+            tracer(event)
+        if done is None:
+            raise AcquireError()
+        if not done:
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[None] = loop.create_future()
+            node.loop = loop
+            node.fut = fut
+            try:
+                yield from fut
+                self._finish(node)
+            except BaseException:
+                self._abandon(node)
+                if tracer is not None:
+                    closed = self._closed
+                    self._emit(tracer, "failed_closed" if closed else "cancelled", n)
+                raise
+        if tracer is not None:
+            self._emit(tracer, "granted", n)
+
+    def acquire_blocking(self, n: int = 1, timeout: float | None = None) -> Permit:
+        """Block the calling thread until ``n`` permits are granted (FIFO with async waiters).
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (handing back what it
+        had been given), :class:`AcquireError` if closed, and ``RuntimeError``
+        if the calling thread is running an event loop (it would deadlock it).
+        """
+        n = check_count(n)
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0, got {timeout}")
+        if _get_running_loop() is not None:
+            raise RuntimeError(
+                "acquire_blocking() called from a thread with a running event loop; "
+                "use 'await sem.acquire(n)' there"
+            )
+        node = _Waiter(n)
+        tracer = self._tracer
+        with self._lock:
+            closed = self._closed
+            done = False if closed else self._begin_locked(node)
+            if not done and not closed:
+                node.event = threading.Event()
+        if tracer is not None:
+            self._emit(tracer, "failed_closed" if closed else "acquire", n)
+        if closed:
+            raise AcquireError()
+        if not done:
+            event = node.event
+            assert event is not None
+            try:
+                signalled = event.wait(timeout)
+                if not signalled:
+                    with self._lock:
+                        # Served or closed between the timeout and now?
+                        served = not node.queued and node.assigned == node.needed
+                        signalled = served or self._closed
+                    if not signalled:
+                        raise TimeoutError(f"no {n} permits within {timeout} s")
+                self._finish(node)
+            except BaseException:
+                self._abandon(node)
+                if tracer is not None:
+                    self._emit(tracer, "failed_closed" if self._closed else "cancelled", n)
+                raise
+        if tracer is not None:
+            self._emit(tracer, "granted", n)
+        return Permit(self, n)
+
+    # ------------------------------------------- asyncio.Semaphore drop-in
+
+    async def __aenter__(self) -> None:
+        """``async with sem:`` takes one permit for the block (FIFO, like ``acquire(1)``)."""
+        with self._lock:
+            if self._permits and not self._closed and self._tracer is None:
+                self._permits -= 1
+                return
+        permit = await _Acquire(self, 1)
+        permit._n = 0  # the block owns the raw permit; __aexit__ returns it
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.add_permits(1)
+
+
+class _Acquire:
+    """The pending request returned by :meth:`Semaphore.acquire`: awaitable and ``async with``."""
+
+    __slots__ = ("_n", "_permit", "_sem")
+
+    def __init__(self, sem: Semaphore, n: int) -> None:
+        self._sem = sem
+        self._n = n
+        self._permit: Permit | None = None
+
+    def __await__(self) -> Generator[Any, None, Permit]:
+        sem = self._sem
+        n = self._n
+        lock = sem._lock
+        with lock:
+            if sem._permits >= n and not sem._closed and sem._tracer is None:
+                sem._permits -= n
+                return Permit(sem, n)
+        yield from sem._acquire_slow(n)
+        return Permit(sem, n)
+
+    async def __aenter__(self) -> Permit:
+        self._permit = permit = await self
+        return permit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        permit = self._permit
+        if permit is not None:
+            self._permit = None
+            permit.release()
+
+    def __repr__(self) -> str:
+        return f"<batchsem acquire({self._n}) on {self._sem!r}>"
+
+
+class Permit:
+    """Ownership of some permits of one semaphore, returned by ``acquire``/``try_acquire``.
+
+    ``release()`` gives them back (idempotent); ``forget()`` drops them without
+    giving them back (the semaphore shrinks). ``with permit:`` and
+    ``async with permit:`` release at exit. A Permit garbage-collected while
+    still holding permits gives them back and emits ``ResourceWarning``.
+    """
+
+    __slots__ = ("_n", "_sem")
+
+    def __init__(self, sem: Semaphore, n: int) -> None:
+        self._sem = sem
+        self._n = n
+
+    @property
+    def num_permits(self) -> int:
+        """How many permits this object holds now (0 after release or forget)."""
+        return self._n
+
+    @property
+    def semaphore(self) -> Semaphore:
+        """The semaphore the permits belong to."""
+        return self._sem
+
+    def release(self) -> None:
+        """Give the permits back to the semaphore. Calling it again does nothing."""
+        n = self._n
+        if n:
+            self._n = 0
+            self._sem.add_permits(n)
+
+    def forget(self) -> None:
+        """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer."""
+        self._n = 0
+
+    def split(self, n: int) -> Permit | None:
+        """Move ``n`` permits into a new Permit; ``None`` (nothing moved) if fewer are held."""
+        n = check_count(n)
+        if n > self._n:
+            return None
+        self._n -= n
+        return Permit(self._sem, n)
+
+    def merge(self, other: Permit) -> None:
+        """Move all of ``other``'s permits into this one; ``ValueError`` for another semaphore's."""
+        if other is self:
+            return
+        if other._sem is not self._sem:
+            raise ValueError("cannot merge permits of different semaphores")
+        self._n += other._n
+        other._n = 0
+
+    def __enter__(self) -> Permit:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Permit:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<batchsem.Permit permits:{self._n} of {self._sem!r}>"
+
+    def __del__(self) -> None:
+        n = self._n
+        if not n:
+            return
+        self._n = 0
+        with contextlib.suppress(Exception):  # warnings as errors, interpreter shutdown
+            warnings.warn(
+                f"a batchsem Permit holding {n} permit(s) was garbage-collected without "
+                "release(); the permits were returned",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+        sem = self._sem
+        # __del__ may run inside one of the semaphore's own locked regions
+        # (cyclic GC during an allocation there), where taking the
+        # non-reentrant lock would deadlock. Park the count; whoever holds the
+        # lock, or takes the slow path next, folds it back in.
+        sem._orphans.append(n)
+        if sem._lock.acquire(blocking=False):
+            try:
+                woken = sem._add_permits_locked(0) if sem._orphans else None
+            finally:
+                sem._lock.release()
+            if woken:
+                sem._wake(woken)
