@@ -473,6 +473,12 @@ class Semaphore:
         """
         if self._closed:
             raise AcquireError()
+        if node.needed == 0:
+            # Test-suite fix: a request for 0 permits is served at once, as on the
+            # tracer-less fast path and in Tokio; it used to queue behind waiters
+            # (traced acquire(0), acquire_blocking(0)) until the next release.
+            node.assigned = 0
+            return True
         if self._head is None:
             if self._orphans:
                 self._permits += self._drain_orphans_locked()
@@ -507,6 +513,12 @@ class Semaphore:
         """Wait for ``n`` permits on the running loop (the body of every async acquire)."""
         node = _Waiter(n)
         tracer = self._tracer
+        # Test-suite fix: the loop and future must be attached to the node before
+        # it is queued (under the lock). Another thread may serve the node as soon
+        # as the lock is released, and _wake() reads node.loop/node.fut; they used
+        # to be set only after the lock was released, so such a wake-up hit the
+        # blocking-waiter branch (AssertionError) and the task never resumed.
+        loop = asyncio.get_running_loop()
         with self._lock:
             try:
                 done = self._begin_locked(node)
@@ -514,16 +526,17 @@ class Semaphore:
                 event = self._trace_locked("failed_closed", n) if tracer else None
                 done = None
             else:
+                if not done:
+                    node.loop = loop
+                    node.fut = loop.create_future()
                 event = self._trace_locked("acquire", n) if tracer else None
         if event is not None and tracer is not None:
             tracer(event)
         if done is None:
             raise AcquireError()
         if not done:
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[None] = loop.create_future()
-            node.loop = loop
-            node.fut = fut
+            fut = node.fut
+            assert fut is not None
             try:
                 yield from fut
                 self._finish(node)

@@ -49,12 +49,18 @@ class Mutex:
     def release(self) -> None:
         """Release the lock; ``RuntimeError`` if it is not held."""
         sem = self._sem
+        # Test-suite fix: emit the "release" trace event like Semaphore.add_permits
+        # does; this path bypasses it, so a traced Mutex reported grants but no releases.
+        tracer = sem._tracer
         with sem._lock:
             if sem._permits:
                 raise RuntimeError("Lock is not acquired.")
             woken = sem._add_permits_locked(1)
+            event = sem._trace_locked("release", 1) if tracer is not None else None
         if woken:
             sem._wake(woken)
+        if event is not None and tracer is not None:
+            tracer(event)
 
     async def __aenter__(self) -> None:
         await self._sem.__aenter__()

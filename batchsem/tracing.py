@@ -31,6 +31,12 @@ class JsonLinesTracer:
         self._extra = extra
         self._lock = threading.Lock()
 
+    def bind(self, **extra: object) -> JsonLinesTracer:
+        """A tracer writing to the same file (same lock) with more ``extra`` fields."""
+        bound = JsonLinesTracer(self._file, **{**self._extra, **extra})
+        bound._lock = self._lock
+        return bound
+
     def __call__(self, event: TraceEvent) -> None:
         record = event.as_dict()
         if self._extra:

@@ -1,0 +1,251 @@
+"""Run a workload against an implementation on a loop, repeat it, and measure.
+
+Nothing here prints. :func:`run_case` returns the case as the JSON-ready dict
+the result file stores (see :mod:`batchsem.bench.results`); callers get
+progress through a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchsem.bench import impls as impls_mod
+from batchsem.bench import loops
+from batchsem.bench.metrics import RepeatMetrics, measure_repeat, summarize_repeats
+from batchsem.workloads import REGISTRY, ParamError, Workload
+from batchsem.workloads.base import Context, Limiter, Recorder
+
+__all__ = ["CaseSpec", "plan", "run_case"]
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case: workload x impl x loop, with everything needed to run it."""
+
+    workload: Workload
+    impl: impls_mod.Impl
+    loop: str
+    params: dict[str, Any]
+    permits: int
+    tasks: int
+    duration: float
+    repeats: int
+    seed: int
+    rate: float | None = None
+    trace: Any = None  # a tracer for batchsem cases, or None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.workload.name, self.impl.name, self.loop)
+
+    def unsupported_reason(self) -> str | None:
+        """Why this implementation cannot run this workload, or None."""
+        if self.workload.threaded and not self.impl.thread_safe:
+            return f"{self.impl.name} is not thread-safe"
+        if self.workload.closes and not self.impl.limits:
+            return "the null limiter never queues anyone to close"
+        return None
+
+
+def plan(
+    workloads: list[str],
+    impl_specs: list[str],
+    loop_names: list[str],
+    *,
+    permits: int,
+    tasks: int,
+    duration: float,
+    repeats: int,
+    seed: int,
+    rate: float | None,
+    params: Mapping[str, str],
+    ceiling: bool = False,
+) -> list[CaseSpec]:
+    """Validate everything the user asked for and list the cases, before running any.
+
+    Raises ``ValueError`` subclasses with one-line messages: unknown workload,
+    implementation or loop, bad parameters, impossible batch sizes.
+    """
+    if permits < 1:
+        raise ParamError(f"--permits must be >= 1, got {permits}")
+    if tasks < 1:
+        raise ParamError(f"--tasks must be >= 1, got {tasks}")
+    if duration <= 0:
+        raise ParamError(f"--duration must be > 0, got {duration}")
+    if repeats < 1:
+        raise ParamError(f"--repeat must be >= 1, got {repeats}")
+    if rate is not None and rate <= 0:
+        raise ParamError(f"--rate must be > 0, got {rate}")
+    chosen: list[Workload] = []
+    for name in workloads:
+        if name not in REGISTRY:
+            raise ParamError(f"unknown workload {name!r} (known: {', '.join(REGISTRY)})")
+        chosen.append(REGISTRY[name])
+    if rate is not None and not any(w.open_loop for w in chosen):
+        open_names = ", ".join(w.name for w in REGISTRY.values() if w.open_loop)
+        raise ParamError(f"--rate applies to the open-loop workloads only ({open_names})")
+    resolved = [impls_mod.resolve(spec) for spec in impl_specs]
+    for name in loop_names:
+        loops.factory(name)  # raises LoopUnavailable with the reason
+    # --param applies to every chosen workload that has the key; unknown everywhere is an error
+    for key in params:
+        if not any(key in {p.name for p in w.params} for w in chosen):
+            names = ", ".join(w.name for w in chosen)
+            raise ParamError(f"--param {key}: no chosen workload ({names}) has that parameter")
+    cases: list[CaseSpec] = []
+    for w in chosen:
+        own = {k: v for k, v in params.items() if k in {p.name for p in w.params}}
+        values = w.resolve_params(own)
+        if w.check is not None:
+            w.check(values, permits, tasks)
+        case_impls = list(resolved)
+        if ceiling and w.ceiling and all(i.name != "null" for i in case_impls):
+            case_impls.append(impls_mod.BUILTIN["null"])
+        for impl in case_impls:
+            for loop_name in loop_names:
+                cases.append(
+                    CaseSpec(
+                        workload=w,
+                        impl=impl,
+                        loop=loop_name,
+                        params=values,
+                        permits=permits,
+                        tasks=tasks,
+                        duration=duration,
+                        repeats=repeats,
+                        seed=seed,
+                        rate=rate if w.open_loop else None,
+                    )
+                )
+    return cases
+
+
+def _factory(spec: CaseSpec, tracer: Any) -> Callable[[int], Limiter]:
+    impl = spec.impl
+    base: Callable[[int], Any] = impl.factory
+    if spec.workload.rwlock and impl.rw_factory is not None:
+        base = impl.rw_factory
+    if tracer is not None and impl.name == "batchsem":
+        traced = base
+
+        def base(permits: int) -> Any:
+            return traced(permits, tracer)  # type: ignore[call-arg]
+
+    def make(permits: int) -> Limiter:
+        return impls_mod.check_limiter(base(permits), impl.name)
+
+    return make
+
+
+def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
+    """Run one repeat in a fresh event loop and measure it. Lets ``KeyboardInterrupt`` through."""
+    loop_factory = loops.factory(spec.loop)
+    tracer = spec.trace
+    if tracer is not None and spec.impl.name == "batchsem":
+        tracer = tracer.bind(workload=spec.workload.name, loop=spec.loop, repeat=index)
+    recorder = Recorder(threaded=spec.workload.threaded)
+    ctx = Context(
+        impl_name=spec.impl.name,
+        factory=_factory(spec, tracer if spec.impl.name == "batchsem" else None),
+        permits=spec.permits,
+        tasks=spec.tasks,
+        params=dict(spec.params),
+        rng=random.Random(f"{spec.seed}:{spec.workload.name}:{index}"),
+        duration=spec.duration,
+        recorder=recorder,
+        rate=spec.rate,
+        loop_factory=loop_factory,
+        thread_safe=spec.impl.thread_safe,
+    )
+    error: str | None = None
+
+    async def main() -> None:
+        ctx.start_clock()
+        await spec.workload.body(ctx)
+
+    t0 = time.perf_counter_ns()
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(main())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except ParamError as exc:
+        error = str(exc)
+    except BaseException as exc:
+        error = "".join(traceback.format_exception_only(exc)).strip()
+    elapsed = (time.perf_counter_ns() - t0) / 1e9
+    return measure_repeat(spec.workload, spec.impl, spec.permits, ctx, elapsed, error)
+
+
+def run_case(spec: CaseSpec, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every repeat of a case and summarise it (the result file's case dict)."""
+    reason = spec.unsupported_reason()
+    if reason is not None:
+        return unsupported_case(spec, reason)
+    repeats: list[RepeatMetrics] = []
+    for index in range(spec.repeats):
+        repeats.append(run_repeat(spec, index))
+        if progress is not None:
+            progress("repeat", index)
+    expect_fifo = spec.impl.name == "batchsem" and not spec.workload.threaded
+    summary, histogram, invariants = summarize_repeats(
+        spec.workload, repeats, expect_fifo=expect_fifo
+    )
+    errors = sorted({r.error for r in repeats if r.error})
+    case: dict[str, Any] = {
+        "workload": spec.workload.name,
+        "impl": spec.impl.name,
+        "loop": spec.loop,
+        "params": case_params(spec),
+        "duration_s": spec.duration,
+        "repeats": [r.as_json() for r in repeats],
+        "summary": summary,
+        "histogram": histogram,
+        "invariants": invariants,
+        "status": "ok" if all(invariants.values()) else "failed",
+    }
+    if errors:
+        case["errors"] = errors
+    notes = list(spec.notes)
+    if spec.workload.closes and not spec.impl.closes:
+        notes.append(f"{spec.impl.name} has no close(): emulated by cancelling its waiters")
+    if not spec.impl.native_batch:
+        notes.append(f"{spec.impl.name}: a batch of n is n single acquires")
+    if notes:
+        case["notes"] = notes
+    return case
+
+
+def unsupported_case(spec: CaseSpec, reason: str) -> dict[str, Any]:
+    """The case dict for a case that was not run."""
+    return {
+        "workload": spec.workload.name,
+        "impl": spec.impl.name,
+        "loop": spec.loop,
+        "params": case_params(spec),
+        "repeats": [],
+        "summary": None,
+        "histogram": None,
+        "invariants": {},
+        "status": "unsupported",
+        "reason": reason,
+    }
+
+
+def case_params(spec: CaseSpec) -> dict[str, Any]:
+    """The parameters that identify a case (used to match cases across runs)."""
+    out: dict[str, Any] = dict(spec.params)
+    out["permits"] = spec.permits
+    out["tasks"] = spec.tasks
+    if spec.rate is not None:
+        out["rate"] = spec.rate
+    return out

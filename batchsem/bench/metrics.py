@@ -1,0 +1,306 @@
+"""Turn what a :class:`~batchsem.workloads.Recorder` saw into metrics and invariant checks.
+
+Per repeat: throughput, latency histograms (per class), order fairness
+(overtakes from the harness's own sequence numbers), per-task work (Jain),
+starved tasks, and the invariants. Per case: throughput summarised over the
+repeats (mean, stdev, 95% CI), latency from the merged full distribution
+(never an average of per-repeat percentiles), fairness aggregated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchsem.bench.fairness import overtakes
+from batchsem.bench.impls import Impl
+from batchsem.bench.latency import LatencyRecorder
+from batchsem.bench.stats import jain_index, summarize
+from batchsem.workloads import Workload
+from batchsem.workloads.base import Context
+
+__all__ = ["RepeatMetrics", "measure_repeat", "summarize_repeats"]
+
+
+@dataclass
+class ClassMetrics:
+    """One request class within one repeat."""
+
+    completed: int = 0
+    failed: int = 0
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    work: dict[int, int] = field(default_factory=dict)  # task -> permits acquired
+    overtakes: int = 0
+    max_overtakes: int = 0
+    tasks: set[int] = field(default_factory=set)  # tasks expected to progress
+    # Grants before the run's deadline, and the longest wait seen within the run
+    # window (a request still waiting at the deadline counts up to the deadline).
+    completed_in_window: int = 0
+    longest_wait_ns: int = 0
+
+
+@dataclass
+class RepeatMetrics:
+    """Everything measured in one repeat."""
+
+    elapsed_s: float
+    ops: int
+    permits: int
+    latency: LatencyRecorder
+    classes: dict[str, ClassMetrics]
+    overtakes: int
+    max_overtakes: int
+    pending_at_end: int
+    invariants: dict[str, bool]
+    extra: dict[str, list[float]]
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The per-repeat record stored in the result file."""
+        return {
+            "elapsed_s": self.elapsed_s,
+            "ops": self.ops,
+            "permits": self.permits,
+            "throughput_ops": self.ops / self.elapsed_s if self.elapsed_s else 0.0,
+            "throughput_permits": self.permits / self.elapsed_s if self.elapsed_s else 0.0,
+            "latency_us": self.latency.summary_us() if self.latency.count else None,
+            "overtakes": self.overtakes,
+            "max_overtakes": self.max_overtakes,
+            "pending_at_end": self.pending_at_end,
+            "jain": {c: _jain(m) for c, m in self.classes.items()},
+            "jain_min": min(
+                (j for j in (_jain(m) for m in self.classes.values()) if j is not None),
+                default=None,
+            ),
+            "starved_tasks": {c: _starved(m) for c, m in self.classes.items()},
+            "extra": {k: sum(v) / len(v) for k, v in self.extra.items() if v},
+            "invariants": self.invariants,
+            "error": self.error,
+        }
+
+
+def _jain(m: ClassMetrics) -> float | None:
+    if not m.tasks:
+        return None
+    return jain_index([float(m.work.get(t, 0)) for t in sorted(m.tasks)])
+
+
+def _starved(m: ClassMetrics) -> int:
+    return sum(1 for t in m.tasks if m.work.get(t, 0) == 0)
+
+
+def measure_repeat(
+    workload: Workload,
+    impl: Impl,
+    permits: int,
+    ctx: Context,
+    elapsed_s: float,
+    error: str | None,
+) -> RepeatMetrics:
+    """Measure one finished repeat; ``error`` is the body's exception text, if any."""
+    rec = ctx.recorder
+    reported = set(workload.classes)
+    classes = {c: ClassMetrics() for c in workload.classes}
+    deadline = ctx.deadline_ns
+    # Fairness is over the tasks that were meant to keep making requests (the
+    # workers a workload registers) and did make one in this class during the run.
+    requested: dict[str, set[int]] = {}
+    for task, cls, _n, t_req, *_ in (*rec.grants, *rec.failed):
+        if t_req < deadline:
+            requested.setdefault(cls, set()).add(task)
+    for task, cls, _n, t_req in rec.pending.values():
+        requested.setdefault(cls, set()).add(task)
+    for cls, ids in ctx.task_ids.items():
+        if cls in classes:
+            classes[cls].tasks |= ids & requested.get(cls, set())
+
+    waits: dict[str, Counter[int]] = {c: Counter() for c in workload.classes}
+    ops = 0
+    permit_total = 0
+    for task, cls, n, t_req, t_grant, _rs, _gs in rec.grants:
+        m = classes.get(cls) if cls in reported else None
+        if m is None and "all" in classes:
+            m = classes["all"]
+            cls = "all"
+        if m is None:
+            continue
+        ops += 1
+        permit_total += n
+        m.completed += 1
+        wait = t_grant - t_req
+        waits[cls][wait] += 1
+        if t_grant <= deadline:
+            m.work[task] = m.work.get(task, 0) + n
+            m.completed_in_window += 1
+            if wait > m.longest_wait_ns:
+                m.longest_wait_ns = wait
+        elif t_req < deadline and deadline - t_req > m.longest_wait_ns:
+            m.longest_wait_ns = deadline - t_req
+    for _task, cls, _n, t_req in rec.pending.values():
+        m = classes.get(cls)
+        if m is not None and t_req < deadline and deadline - t_req > m.longest_wait_ns:
+            m.longest_wait_ns = deadline - t_req
+    for _task, cls, n, _t_req, _t_end, _rs, reason in rec.failed:
+        if cls in classes:
+            classes[cls].failed += 1
+            if reason == "closed":
+                ops += 1
+                permit_total += n
+    for cls, samples in rec.latency_extra.items():
+        if cls in waits:
+            waits[cls].update(samples)
+    total = LatencyRecorder()
+    for cls, counter in waits.items():
+        classes[cls].latency.record_counts(counter)
+        total.add(classes[cls].latency)
+
+    # Order fairness over every request that was granted or still waiting at the end;
+    # requests that failed (closed) or were abandoned on purpose (timeouts) are excluded.
+    req = [g[5] for g in rec.grants]
+    grant: list[int | None] = [g[6] for g in rec.grants]
+    owners = [g[1] for g in rec.grants]
+    for rs, (_task, cls, _n, _t) in rec.pending.items():
+        req.append(rs)
+        grant.append(None)
+        owners.append(cls)
+    stats = overtakes(req, grant)
+    for cls, count in zip(owners, stats.per_request, strict=True):
+        key = cls if cls in classes else ("all" if "all" in classes else None)
+        if key is None:
+            continue
+        m = classes[key]
+        m.overtakes += count
+        if count > m.max_overtakes:
+            m.max_overtakes = count
+
+    if ctx.unfinished and error is None:
+        error = (
+            f"{ctx.unfinished} task(s) made no progress after the deadline and were cancelled "
+            "(deadlock or lost wake-up)"
+        )
+    invariants = {
+        "completed_without_error": error is None,
+        "all_tasks_finished": ctx.unfinished == 0 and not rec.pending,
+        "no_acquire_after_close": rec.granted_after_close == 0,
+    }
+    if impl.limits:
+        invariants["capacity_respected"] = rec.max_in_use <= permits
+        invariants["permits_conserved"] = rec.in_use == 0 and all(
+            lim.available() in (None, _expected_free(ctx, lim)) for lim in ctx.limiters
+        )
+    return RepeatMetrics(
+        elapsed_s=elapsed_s,
+        ops=ops,
+        permits=permit_total,
+        latency=total,
+        classes=classes,
+        overtakes=stats.total,
+        max_overtakes=stats.max_per_request,
+        pending_at_end=len(rec.pending),
+        invariants=invariants,
+        extra=rec.extra,
+        error=error,
+    )
+
+
+def _expected_free(ctx: Context, lim: object) -> int:
+    size = getattr(lim, "initial_permits", None)
+    return ctx.permits if size is None else int(size)
+
+
+def summarize_repeats(
+    workload: Workload, repeats: list[RepeatMetrics], *, expect_fifo: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, bool]]:
+    """(summary, histogram, invariants) of a case over its repeats.
+
+    ``expect_fifo``: the implementation promises FIFO on one loop, so any
+    overtake is reported as a violated invariant ("fifo_order").
+    """
+    ops = [r.ops / r.elapsed_s for r in repeats if r.elapsed_s > 0]
+    permits = [r.permits / r.elapsed_s for r in repeats if r.elapsed_s > 0]
+    latency = LatencyRecorder()
+    for r in repeats:
+        latency.add(r.latency)
+    class_summary: dict[str, Any] = {}
+    jains: list[float] = []
+    starved = 0
+    for cls in workload.classes:
+        merged = LatencyRecorder()
+        completed = failed = overt = max_overt = in_window = 0
+        longest = 0
+        cls_jain: list[float] = []
+        cls_starved = 0
+        for r in repeats:
+            m = r.classes[cls]
+            merged.add(m.latency)
+            completed += m.completed
+            in_window += m.completed_in_window
+            longest = max(longest, m.longest_wait_ns)
+            failed += m.failed
+            overt += m.overtakes
+            max_overt = max(max_overt, m.max_overtakes)
+            j = _jain(m)
+            if j is not None:
+                cls_jain.append(j)
+            cls_starved = max(cls_starved, _starved(m))
+        jain = sum(cls_jain) / len(cls_jain) if cls_jain else None
+        if jain is not None:
+            jains.append(jain)
+        starved += cls_starved
+        class_summary[cls] = {
+            "completed": completed,
+            "completed_in_window": in_window,
+            "longest_wait_in_window_us": longest / 1e3,
+            "failed": failed,
+            "latency_us": merged.summary_us() if merged.count else None,
+            "fairness": {
+                "jain": jain,
+                "overtakes": overt,
+                "max_overtakes": max_overt,
+                "starved_tasks": cls_starved,
+                "max_wait_ratio": _wait_ratio(merged),
+            },
+        }
+    extra: dict[str, Any] = {}
+    for key in sorted({k for r in repeats for k in r.extra}):
+        per_repeat = [sum(r.extra[key]) / len(r.extra[key]) for r in repeats if r.extra.get(key)]
+        extra[key] = summarize(per_repeat)
+    summary = {
+        "throughput_ops": summarize(ops),
+        "throughput_permits": summarize(permits),
+        "latency_us": latency.summary_us() if latency.count else None,
+        "fairness": {
+            "jain": min(jains) if jains else None,
+            "overtakes": sum(r.overtakes for r in repeats),
+            "max_overtakes": max((r.max_overtakes for r in repeats), default=0),
+            "starved_tasks": starved,
+            "max_wait_ratio": _wait_ratio(latency),
+        },
+        "classes": class_summary,
+        "extra": extra,
+    }
+    invariants: dict[str, bool] = {}
+    for r in repeats:
+        for name, ok in r.invariants.items():
+            invariants[name] = invariants.get(name, True) and ok
+    if expect_fifo:
+        invariants["fifo_order"] = all(r.overtakes == 0 for r in repeats)
+    histogram = {
+        "unit": "ns",
+        "encoding": "hdrhistogram-base64",
+        "total": latency.encode() if latency.count else None,
+        "classes": {
+            cls: LatencyRecorder.merged([r.classes[cls].latency for r in repeats]).encode()
+            for cls in workload.classes
+            if any(r.classes[cls].latency.count for r in repeats)
+        },
+    }
+    return summary, histogram, invariants
+
+
+def _wait_ratio(latency: LatencyRecorder) -> float | None:
+    if not latency.count:
+        return None
+    s = latency.summary_us()
+    return s["max"] / s["p50"] if s["p50"] > 0 else None

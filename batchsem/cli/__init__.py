@@ -1,0 +1,65 @@
+"""The ``batchsem`` command: benchmark and diagnose semaphores for speed and fairness."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from batchsem import __version__
+
+from .common import UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="batchsem")
+def cli() -> None:
+    """Benchmark and diagnose semaphores: throughput, latency percentiles and fairness.
+
+    \b
+    batchsem bench                 the default suite (about a minute); --quick for ~10 s
+    batchsem starve-test           does a semaphore starve large requests? (exit 1 if so)
+    batchsem compare A.json B.json did a change make things faster or fairer?
+    batchsem show RUN.json         a saved run, with latency histograms
+    batchsem list                  workloads, implementations, loops
+    """
+
+
+def _register() -> None:
+    from .bench_cmd import bench
+    from .compare_cmd import compare
+    from .list_cmd import list_cmd
+    from .show_cmd import show
+    from .starve_cmd import starve_test
+
+    for command in (bench, starve_test, compare, show, list_cmd):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point: usage errors exit 2 in one line; broken pipes exit quietly."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("batchsem: interrupted", err=True)
+        sys.exit(130)
+    except UserError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # click's own usage errors: keep them to one line
+        click.echo(f"batchsem: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # The reader went away (``| head``): nothing more to say, and no traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("batchsem: interrupted", err=True)
+        sys.exit(130)

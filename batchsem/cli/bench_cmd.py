@@ -1,0 +1,234 @@
+"""``batchsem bench``: run workloads x implementations x loops, print tables, save the run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from batchsem.bench import engine, loops, results
+from batchsem.bench.impls import UnknownImpl
+from batchsem.bench.loops import LoopUnavailable
+from batchsem.tracing import JsonLinesTracer
+from batchsem.workloads import REGISTRY, ParamError
+
+from .common import console, fail, output_path, parse_params, split_list, stderr_console
+from .render import workload_tables
+
+DEFAULT_IMPLS = ("batchsem", "asyncio")
+SUITE_DURATION = 0.4
+QUICK_DURATION = 0.1
+
+
+def run_cases(
+    cases: list[engine.CaseSpec], run: dict[str, Any], save_to: Path, *, quiet: bool
+) -> bool:
+    """Run the cases with a progress bar, appending to ``run``; True if interrupted.
+
+    The run is saved after every case, so an interruption loses nothing that finished.
+    """
+    err = stderr_console()
+    total = sum(max(1, c.repeats) for c in cases)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
+    interrupted = False
+    with progress:
+        bar = progress.add_task("bench", total=total)
+        for spec in cases:
+            progress.update(
+                bar, description=f"{spec.workload.name} · {spec.impl.name} · {spec.loop}"
+            )
+            try:
+                case = engine.run_case(spec, lambda _e, _i: progress.advance(bar))
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            if case["status"] == "unsupported":
+                progress.advance(bar, spec.repeats)
+            run["cases"].append(case)
+            results.save(run, save_to)
+    run["interrupted"] = interrupted
+    results.save(run, save_to)
+    return interrupted
+
+
+@click.command()
+@click.argument("workloads", nargs=-1)
+@click.option("--impl", "impl_opt", multiple=True, help="implementations, comma-separated "
+              "(batchsem, asyncio, condition, aiologic, null, module:attr) [batchsem,asyncio]")
+@click.option("--loop", "loop_opt", multiple=True, help="event loops: asyncio, uvloop "
+              "[every available one]")
+@click.option("--duration", type=float, default=None,
+              help=f"seconds per repeat [{SUITE_DURATION}; --quick {QUICK_DURATION}]")
+@click.option("--repeat", "repeats", type=int, default=None, help="repeats per case [3; --quick 2]")
+@click.option("--tasks", type=int, default=32, show_default=True, help="concurrent tasks (T)")
+@click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
+@click.option("--param", "param_opt", multiple=True, metavar="KEY=VALUE",
+              help="workload parameter (see 'batchsem list'); may repeat")
+@click.option("--seed", type=int, default=0, show_default=True, help="random seed")
+@click.option("--rate", type=float, default=None,
+              help="open loop: Poisson arrivals per second (contended, batch-mix)")
+@click.option("--output", "-o", default=None,
+              help="result file or directory [./results/<UTC time>-<label>.json]")
+@click.option("--json", "as_json", is_flag=True, help="print the result document to stdout only")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False), default=None,
+              help="write batchsem's tracer events (JSON lines) to this file")
+@click.option("--quick", is_flag=True, help="short run (~10 s for the default suite)")
+@click.option("--micro", is_flag=True,
+              help="pyperf micro-benchmarks of the primitive operations instead")
+@click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
+def bench(
+    workloads: tuple[str, ...],
+    impl_opt: tuple[str, ...],
+    loop_opt: tuple[str, ...],
+    duration: float | None,
+    repeats: int | None,
+    tasks: int,
+    permits: int,
+    param_opt: tuple[str, ...],
+    seed: int,
+    rate: float | None,
+    output: str | None,
+    as_json: bool,
+    trace_file: str | None,
+    quick: bool,
+    micro: bool,
+    no_ceiling: bool,
+) -> None:
+    """Run WORKLOADS (default: all) for each implementation on each loop and report
+    throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
+    """
+    impl_names = split_list(impl_opt) or list(DEFAULT_IMPLS)
+    loop_names = split_list(loop_opt) or loops.available()
+    if micro:
+        _micro(impl_opt, loop_names, output, quick)
+        return
+    names = list(workloads) or list(REGISTRY)
+    if duration is None:
+        duration = QUICK_DURATION if quick else SUITE_DURATION
+    if repeats is None:
+        repeats = 2 if quick else 3
+    try:
+        cases = engine.plan(
+            names,
+            impl_names,
+            loop_names,
+            permits=permits,
+            tasks=tasks,
+            duration=duration,
+            repeats=repeats,
+            seed=seed,
+            rate=rate,
+            params=parse_params(param_opt),
+            ceiling=not no_ceiling,
+        )
+    except (ParamError, UnknownImpl, LoopUnavailable) as exc:
+        fail(str(exc))
+    label = "bench" if not workloads else "bench-" + "-".join(workloads)[:60]
+    save_to = output_path(output, label)
+    try:
+        results.check_writable(save_to)
+    except results.ResultError as exc:
+        fail(str(exc))
+    settings = {
+        "workloads": names,
+        "impls": impl_names,
+        "loops": loop_names,
+        "duration_s": duration,
+        "repeats": repeats,
+        "tasks": tasks,
+        "permits": permits,
+        "seed": seed,
+        "rate": rate,
+        "params": parse_params(param_opt),
+    }
+    run = results.new_run("bench", ["batchsem", *sys.argv[1:]], settings)
+    with contextlib.ExitStack() as stack:
+        if trace_file is not None:
+            try:
+                fh = stack.enter_context(open(trace_file, "w", encoding="utf-8"))
+            except OSError as exc:
+                fail(f"cannot write trace file {trace_file}: {exc.strerror or exc}")
+            tracer = JsonLinesTracer(fh)
+            cases = [
+                engine.CaseSpec(**{**c.__dict__, "trace": tracer}) if c.impl.name == "batchsem"
+                else c
+                for c in cases
+            ]
+        interrupted = run_cases(cases, run, save_to, quiet=as_json)
+    _report(run, save_to, as_json=as_json, interrupted=interrupted)
+
+
+def _report(run: dict[str, Any], save_to: Path, *, as_json: bool, interrupted: bool) -> None:
+    err = stderr_console()
+    if as_json:
+        click.echo(json.dumps(run, indent=1))
+    else:
+        out = console()
+        out.print(workload_tables(run["cases"]))
+        _warn_fifo(run, out)
+    err.print(f"[dim]saved {save_to}[/dim]")
+    if interrupted:
+        err.print("[yellow]interrupted: saved the cases that finished[/yellow]")
+        raise SystemExit(130)
+    if any(c["status"] == "failed" for c in run["cases"]):
+        err.print("[bold red]invariant violated in at least one case (see FAILED)[/bold red]")
+        raise SystemExit(1)
+
+
+def _warn_fifo(run: dict[str, Any], out: Any) -> None:
+    fifo = [
+        c for c in run["cases"]
+        if c["impl"] == "batchsem" and "fifo_order" in c.get("invariants", {})
+    ]
+    broken = [c for c in fifo if not c["invariants"]["fifo_order"]]
+    if broken:
+        for c in broken:
+            out.print(
+                f"[bold red]batchsem showed {c['summary']['fairness']['overtakes']} overtakes "
+                f"on {c['workload']}/{c['loop']}: FIFO order was violated[/bold red]"
+            )
+    elif fifo:
+        out.print(f"[green]batchsem: 0 overtakes in all {len(fifo)} single-loop cases "
+                  "(strict FIFO held)[/green]")
+
+
+def _micro(
+    impl_opt: tuple[str, ...], loop_names: list[str], output: str | None, quick: bool
+) -> None:
+    """Run the pyperf worker module in a subprocess (pyperf owns argv and spawns workers)."""
+    for name in loop_names:
+        try:
+            loops.factory(name)
+        except LoopUnavailable as exc:
+            fail(str(exc))
+    save_to = output_path(output, "micro")
+    try:
+        results.check_writable(save_to)
+    except results.ResultError as exc:
+        fail(str(exc))
+    if save_to.exists():
+        save_to.unlink()
+    cmd = [sys.executable, "-m", "batchsem.micro", "-o", str(save_to), "--loop",
+           ",".join(loop_names)]
+    if impl_opt:
+        cmd += ["--impl", ",".join(split_list(impl_opt))]
+    if quick:
+        cmd.append("--fast")
+    code = subprocess.call(cmd)
+    if code != 0:
+        raise SystemExit(code)
+    stderr_console().print(f"[dim]saved {save_to} (pyperf format: python -m pyperf show)[/dim]")

@@ -1,0 +1,74 @@
+"""Console set-up, one-line user errors, and option parsing shared by the commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import click
+from rich.console import Console
+
+__all__ = ["UserError", "console", "fail", "split_list", "stderr_console"]
+
+
+class UserError(click.ClickException):
+    """A usage error: printed as one line, exit code 2, never a traceback."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"batchsem: error: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with a one-line error and exit code 2."""
+    raise UserError(message)
+
+
+def console(file: IO[str] | None = None) -> Console:
+    """The console for results (stdout). Colours follow NO_COLOR and terminal detection."""
+    stream = file or sys.stdout
+    no_color = bool(os.environ.get("NO_COLOR"))
+    out = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 150  # files and pipes: wide enough for the tables, not wrapped at 80
+    return out
+
+
+def stderr_console() -> Console:
+    """The console for progress and warnings (stderr)."""
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def split_list(values: Sequence[str]) -> list[str]:
+    """``('a,b', 'c')`` -> ``['a', 'b', 'c']`` (options may repeat or use commas)."""
+    out: list[str] = []
+    for value in values:
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def parse_params(values: Sequence[str]) -> dict[str, str]:
+    """``--param k=v`` options into a dict; a malformed one is a UserError."""
+    params: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--param {item!r}: expected key=value")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def output_path(output: str | None, label: str) -> Path:
+    """Where a run is saved: ``--output`` (a file, or a directory for the default name)."""
+    from batchsem.bench.results import default_path
+
+    if output is None:
+        return default_path(label)
+    path = Path(output)
+    if path.is_dir() or output.endswith(("/", os.sep)):
+        return default_path(label, path)
+    return path

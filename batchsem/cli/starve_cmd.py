@@ -1,0 +1,193 @@
+"""``batchsem starve-test``: a pass/fail diagnosis — does this semaphore starve large requests?"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from batchsem.bench import engine, loops, results
+from batchsem.bench.impls import UnknownImpl
+from batchsem.bench.loops import LoopUnavailable
+from batchsem.workloads import ParamError
+
+from .bench_cmd import run_cases
+from .common import console, fail, output_path, split_list, stderr_console
+from .render import fmt_us
+
+# A FIFO semaphore makes the large request wait for at most the requests queued
+# ahead of it (< N + K of them), each held for about `hold` plus one scheduling
+# round. The default deadline allows 50 such rounds per request ahead (20 µs
+# each at least) and never less than 0.25 s, so scheduler noise on a busy
+# 2-core machine does not fail a fair semaphore, while a starving one waits for
+# the whole run (several times the deadline).
+MIN_DEADLINE = 0.25
+ROUND_S = 20e-6
+
+
+def default_deadline(small_tasks: int, batch: int, hold: float) -> float:
+    """The bound a fair semaphore's large request is held to (see the comment above)."""
+    return max(MIN_DEADLINE, 50 * (small_tasks + batch) * (hold + ROUND_S))
+
+
+def verdict(case: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """Starved = the large request was not served within ``deadline``, or made no progress."""
+    large = case["summary"]["classes"]["large"]
+    fair = large["fairness"]
+    longest_s = large["longest_wait_in_window_us"] / 1e6
+    reasons = []
+    if large["completed_in_window"] == 0:
+        reasons.append("no large request was served during the run")
+    if longest_s > deadline:
+        reasons.append(f"a large request waited {longest_s:.3f} s > deadline {deadline:.3f} s")
+    lat = large.get("latency_us") or {}
+    return {
+        "starved": bool(reasons),
+        "reasons": reasons,
+        "deadline_s": deadline,
+        "large_completed": large["completed_in_window"],
+        "small_completed": case["summary"]["classes"]["small"]["completed_in_window"],
+        "longest_wait_s": longest_s,
+        "wait_p50_us": lat.get("p50"),
+        "wait_p99_us": lat.get("p99"),
+        "wait_max_us": lat.get("max"),
+        "max_overtakes": fair["max_overtakes"],
+        "overtakes": fair["overtakes"],
+    }
+
+
+@click.command("starve-test")
+@click.option("--impl", "impl_opt", multiple=True, help="implementations, comma-separated "
+              "[batchsem]")
+@click.option("--loop", "loop_opt", multiple=True, help="event loops [every available one]")
+@click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
+@click.option("--batch", type=int, default=None, help="the large request's size K [P]")
+@click.option("--small-tasks", type=int, default=32, show_default=True,
+              help="one-permit tasks keeping the semaphore saturated (N)")
+@click.option("--hold", type=float, default=0.0, show_default=True,
+              help="seconds each request holds its permits (0 = one sleep(0))")
+@click.option("--duration", type=float, default=None,
+              help="seconds per implementation and loop [max(2, 4 x deadline)]")
+@click.option("--deadline", type=float, default=None,
+              help="longest acceptable wait for the large request [derived; printed]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result document to stdout only")
+@click.option("--output", "-o", default=None, help="result file or directory")
+def starve_test(
+    impl_opt: tuple[str, ...],
+    loop_opt: tuple[str, ...],
+    permits: int,
+    batch: int | None,
+    small_tasks: int,
+    hold: float,
+    duration: float | None,
+    deadline: float | None,
+    seed: int,
+    as_json: bool,
+    output: str | None,
+) -> None:
+    """Saturate P permits with N one-permit tasks while one task repeatedly asks for K.
+
+    Exit 0 when no chosen implementation starves the large request, 1 when one
+    does, 2 on usage errors.
+    """
+    impl_names = split_list(impl_opt) or ["batchsem"]
+    loop_names = split_list(loop_opt) or loops.available()
+    k = permits if batch is None else batch
+    if hold < 0:
+        fail(f"--hold must be >= 0, got {hold}")
+    if deadline is not None and deadline <= 0:
+        fail(f"--deadline must be > 0, got {deadline}")
+    if k < 1:
+        fail(f"--batch must be >= 1, got {k}")
+    bound = default_deadline(small_tasks, k, hold) if deadline is None else deadline
+    run_for = max(2.0, 4 * bound) if duration is None else duration
+    try:
+        cases = engine.plan(
+            ["starvation"],
+            impl_names,
+            loop_names,
+            permits=permits,
+            tasks=small_tasks,
+            duration=run_for,
+            repeats=1,
+            seed=seed,
+            rate=None,
+            params={"batch": str(k), "hold": str(hold), "large_hold": str(hold)},
+        )
+    except (ParamError, UnknownImpl, LoopUnavailable) as exc:
+        fail(str(exc))
+    save_to = output_path(output, "starve-test")
+    try:
+        results.check_writable(save_to)
+    except results.ResultError as exc:
+        fail(str(exc))
+    settings = {"impls": impl_names, "loops": loop_names, "permits": permits, "batch": k,
+                "small_tasks": small_tasks, "hold": hold, "duration_s": run_for,
+                "deadline_s": bound, "deadline_derived": deadline is None, "seed": seed}
+    run = results.new_run("starve-test", ["batchsem", *sys.argv[1:]], settings)
+    interrupted = run_cases(cases, run, save_to, quiet=as_json)
+    for case in run["cases"]:
+        if case["status"] != "unsupported" and case.get("summary"):
+            case["verdict"] = verdict(case, bound)
+    results.save(run, save_to)
+
+    err = stderr_console()
+    if as_json:
+        click.echo(json.dumps(run, indent=1))
+    else:
+        out = console()
+        how = "derived: max(0.25 s, 50 x (N + K) x (hold + 20 µs))" if deadline is None else "given"
+        out.print(
+            f"starvation: N={small_tasks} one-permit tasks saturate P={permits} permits; "
+            f"one task repeatedly asks for K={k}; hold={hold} s; {run_for:.2f} s per case\n"
+            f"deadline for the large request: {bound:.3f} s ({how})"
+        )
+        out.print(_table(run["cases"]))
+        for case in run["cases"]:
+            v = case.get("verdict")
+            if v and v["starved"]:
+                out.print(
+                    f"[bold red]{case['impl']} on {case['loop']} STARVES large requests:"
+                    "[/bold red] "
+                    + "; ".join(v["reasons"])
+                )
+    err.print(f"[dim]saved {save_to}[/dim]")
+    if interrupted:
+        raise SystemExit(130)
+    failed = [c for c in run["cases"] if c["status"] == "failed"]
+    starved = [c for c in run["cases"] if c.get("verdict", {}).get("starved")]
+    if failed and not as_json:
+        err.print("[bold red]invariant violated (see the bench tables)[/bold red]")
+    raise SystemExit(1 if starved or failed else 0)
+
+
+def _table(cases: list[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold")
+    for col, justify in (("impl", "left"), ("loop", "left"), ("verdict", "left"),
+                         ("large done", "right"), ("small done", "right"),
+                         ("wait p50", "right"), ("p99", "right"), ("longest", "right"),
+                         ("max overtaken", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for case in cases:
+        v = case.get("verdict")
+        if v is None:
+            table.add_row(case["impl"], case["loop"], Text(case["status"], style="dim"))
+            continue
+        word = Text("STARVES", style="bold red") if v["starved"] else Text("ok", style="green")
+        table.add_row(
+            case["impl"],
+            case["loop"],
+            word,
+            str(v["large_completed"]),
+            str(v["small_completed"]),
+            fmt_us(v["wait_p50_us"]),
+            fmt_us(v["wait_p99_us"]),
+            fmt_us(v["longest_wait_s"] * 1e6),
+            str(v["max_overtakes"]),
+        )
+    return table

@@ -1,0 +1,770 @@
+#!/usr/bin/env python
+"""Benchmark ``batchsem.Semaphore`` against ``asyncio.Semaphore``, side by side, in one run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_library.py            # default: 7 rounds, ~1-2 min
+    .venv/bin/python benchmarks/bench_library.py --quick    # ~15 s smoke run
+    .venv/bin/python benchmarks/bench_library.py --json results/bench_library.json
+
+Every scenario is run on the stock asyncio event loop and on uvloop (skipped,
+with a note, if uvloop cannot be imported). Within a round each scenario runs
+the two semaphores back to back, alternating which one goes first, and the
+best (shortest) time of all rounds is kept for each. Every timed run gets a
+fresh event loop; the garbage collector is collected before and disabled
+during a run (like ``timeit``) unless ``--gc`` is given. The only
+dependencies are the standard library, batchsem itself and (optionally) uvloop.
+
+See ``benchmarks/README.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import hashlib
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+try:
+    import batchsem
+except ImportError:  # a checkout that was not installed with `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import batchsem
+
+perf_counter = time.perf_counter
+process_time = time.process_time
+
+#: (wall-clock seconds from time.perf_counter, CPU seconds of this process from
+#: time.process_time) over the same measured region.
+Timing = tuple[float, float]
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+#: One timed run: takes the round number (a seed), returns its Timing.
+RunFn = Callable[[int], Coroutine[Any, Any, Timing]]
+Task = asyncio.Task[None]
+
+IMPLS: tuple[str, str] = ("batchsem", "asyncio")
+
+
+# ----------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Work per timed run. Chosen so one run takes roughly 0.1-0.5 s on a laptop-class CPU."""
+
+    uncontended_iters: int = 200_000
+    batch_iters: int = 60_000
+    batch_permits: int = 8
+    cancel_waiters: int = 20_000
+    contended_tasks: int = 64
+    contended_permits: int = 8
+    contended_per_task: int = 500
+
+    def scaled(self, factor: float, *, keep_cancel: bool) -> Sizes:
+        """Smaller work (for ``--quick`` and the warm-up); ``keep_cancel`` keeps the waiter count.
+
+        The cancel target is defined for 20,000 waiters, and asyncio's cost there
+        grows quadratically, so a shorter run keeps that size.
+        """
+        return Sizes(
+            uncontended_iters=max(1, int(self.uncontended_iters * factor)),
+            batch_iters=max(1, int(self.batch_iters * factor)),
+            batch_permits=self.batch_permits,
+            cancel_waiters=(
+                self.cancel_waiters if keep_cancel else max(1, int(self.cancel_waiters * factor))
+            ),
+            contended_tasks=self.contended_tasks,
+            contended_permits=self.contended_permits,
+            contended_per_task=max(1, int(self.contended_per_task * factor)),
+        )
+
+
+# ------------------------------------------------------------ scenarios
+#
+# Each coroutine builds its own semaphore, times only the measured part (wall
+# clock with time.perf_counter, CPU with time.process_time) and returns both.
+# The batchsem and asyncio versions of a scenario do the same work in the same
+# shape.
+
+
+async def uncontended_batchsem(iters: int) -> Timing:
+    """Scenario 1, batchsem: ``async with sem:`` in a loop, one task, Semaphore(1)."""
+    sem = batchsem.Semaphore(1)
+    t0 = _start()
+    for _ in range(iters):
+        async with sem:
+            pass
+    elapsed = _stop(t0)
+    _check(sem.available_permits == 1 and sem.waiting == 0, "batchsem uncontended")
+    return elapsed
+
+
+async def uncontended_asyncio(iters: int) -> Timing:
+    """Scenario 1, asyncio: ``async with sem:`` in a loop, one task, Semaphore(1)."""
+    sem = asyncio.Semaphore(1)
+    t0 = _start()
+    for _ in range(iters):
+        async with sem:
+            pass
+    elapsed = _stop(t0)
+    _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio uncontended")
+    return elapsed
+
+
+async def batch_batchsem(iters: int, permits: int) -> Timing:
+    """Scenario 2, batchsem: ``p = await sem.acquire(8); p.release()`` on Semaphore(8)."""
+    sem = batchsem.Semaphore(permits)
+    t0 = _start()
+    for _ in range(iters):
+        p = await sem.acquire(permits)
+        p.release()
+    elapsed = _stop(t0)
+    _check(sem.available_permits == permits and sem.waiting == 0, "batchsem batch")
+    return elapsed
+
+
+async def batch_asyncio(iters: int, permits: int) -> Timing:
+    """Scenario 2, asyncio: eight ``await sem.acquire()`` then eight ``sem.release()``.
+
+    Unrolled for the default of 8 permits (the fastest way to write it with
+    asyncio.Semaphore); other sizes use inner loops.
+    """
+    sem = asyncio.Semaphore(permits)
+    acquire = sem.acquire
+    release = sem.release
+    t0 = _start()
+    if permits == 8:
+        for _ in range(iters):
+            await acquire()
+            await acquire()
+            await acquire()
+            await acquire()
+            await acquire()
+            await acquire()
+            await acquire()
+            await acquire()
+            release()
+            release()
+            release()
+            release()
+            release()
+            release()
+            release()
+            release()
+    else:
+        for _ in range(iters):
+            for _ in range(permits):
+                await acquire()
+            for _ in range(permits):
+                release()
+    elapsed = _stop(t0)
+    _check(sem._value == permits and _asyncio_waiting(sem) == 0, "asyncio batch")
+    return elapsed
+
+
+def _cancel_order(tasks: list[Task], order: str, seed: int) -> list[Task]:
+    victims = list(tasks)
+    if order == "random":
+        random.Random(seed).shuffle(victims)
+    elif order != "fifo":
+        raise ValueError(f"unknown cancel order {order!r}")
+    return victims
+
+
+async def _time_cancel(tasks: list[Task], victims: list[Task]) -> Timing:
+    """The measured part of scenario 3: cancel every task and run the loop until all are done."""
+    t0 = _start()
+    for t in victims:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return _stop(t0)
+
+
+async def cancel_batchsem(waiters: int, order: str, seed: int) -> Timing:
+    """Scenario 3, batchsem: cancel ``waiters`` tasks queued in ``acquire(1)`` on Semaphore(0)."""
+    sem = batchsem.Semaphore(0)
+
+    async def waiter() -> None:
+        await sem.acquire(1)
+
+    tasks = [asyncio.create_task(waiter()) for _ in range(waiters)]
+    while sem.waiting < waiters:
+        await asyncio.sleep(0)
+    victims = _cancel_order(tasks, order, seed)
+    elapsed = await _time_cancel(tasks, victims)
+    _check(all(t.cancelled() for t in tasks), "batchsem cancel: a task was not cancelled")
+    _check(sem.waiting == 0 and sem.available_permits == 0, "batchsem cancel: queue not empty")
+    return elapsed
+
+
+async def cancel_asyncio(waiters: int, order: str, seed: int) -> Timing:
+    """Scenario 3, asyncio: cancel ``waiters`` tasks queued in ``acquire()`` on Semaphore(0)."""
+    sem = asyncio.Semaphore(0)
+
+    async def waiter() -> None:
+        await sem.acquire()
+
+    tasks = [asyncio.create_task(waiter()) for _ in range(waiters)]
+    while _asyncio_waiting(sem) < waiters:
+        await asyncio.sleep(0)
+    victims = _cancel_order(tasks, order, seed)
+    elapsed = await _time_cancel(tasks, victims)
+    _check(all(t.cancelled() for t in tasks), "asyncio cancel: a task was not cancelled")
+    _check(_asyncio_waiting(sem) == 0 and sem._value == 0, "asyncio cancel: queue not empty")
+    return elapsed
+
+
+async def contended_batchsem(tasks: int, permits: int, per_task: int) -> Timing:
+    """Scenario 4, batchsem: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
+    sem = batchsem.Semaphore(permits)
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            async with sem:
+                await asyncio.sleep(0)
+
+    t0 = _start()
+    await asyncio.gather(*[worker() for _ in range(tasks)])
+    elapsed = _stop(t0)
+    _check(sem.available_permits == permits and sem.waiting == 0, "batchsem contended")
+    return elapsed
+
+
+async def contended_asyncio(tasks: int, permits: int, per_task: int) -> Timing:
+    """Scenario 4, asyncio: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
+    sem = asyncio.Semaphore(permits)
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            async with sem:
+                await asyncio.sleep(0)
+
+    t0 = _start()
+    await asyncio.gather(*[worker() for _ in range(tasks)])
+    elapsed = _stop(t0)
+    _check(sem._value == permits and _asyncio_waiting(sem) == 0, "asyncio contended")
+    return elapsed
+
+
+def _start() -> Timing:
+    return perf_counter(), process_time()
+
+
+def _stop(t0: Timing) -> Timing:
+    wall, cpu = perf_counter(), process_time()
+    return wall - t0[0], cpu - t0[1]
+
+
+def _asyncio_waiting(sem: asyncio.Semaphore) -> int:
+    waiters = sem._waiters
+    return len(waiters) if waiters else 0
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise AssertionError(f"benchmark sanity check failed: {what}")
+
+
+# ------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the table: the same workload for both semaphores."""
+
+    key: str
+    title: str
+    unit: str  # what one "op" is, for ops/s
+    ops: int
+    target: float | None  # minimum ratio; None = informational row
+    target_text: str
+    runs: dict[str, RunFn]  # impl name -> timed run
+
+
+def build_scenarios(sizes: Sizes) -> list[Scenario]:
+    """The scenarios, in table order, sized by ``sizes``."""
+    s = sizes
+    n_cancel = s.cancel_waiters
+    per_task = s.contended_per_task
+    contended_ops = s.contended_tasks * per_task
+    k = s.batch_permits
+
+    def cancel(order: str) -> dict[str, RunFn]:
+        async def run_bs(seed: int) -> Timing:
+            return await cancel_batchsem(n_cancel, order, seed)
+
+        async def run_aio(seed: int) -> Timing:
+            return await cancel_asyncio(n_cancel, order, seed)
+
+        return {"batchsem": run_bs, "asyncio": run_aio}
+
+    async def unc_bs(seed: int) -> Timing:
+        return await uncontended_batchsem(s.uncontended_iters)
+
+    async def unc_aio(seed: int) -> Timing:
+        return await uncontended_asyncio(s.uncontended_iters)
+
+    async def batch_bs(seed: int) -> Timing:
+        return await batch_batchsem(s.batch_iters, s.batch_permits)
+
+    async def batch_aio(seed: int) -> Timing:
+        return await batch_asyncio(s.batch_iters, s.batch_permits)
+
+    async def cont_bs(seed: int) -> Timing:
+        return await contended_batchsem(s.contended_tasks, s.contended_permits, per_task)
+
+    async def cont_aio(seed: int) -> Timing:
+        return await contended_asyncio(s.contended_tasks, s.contended_permits, per_task)
+
+    return [
+        Scenario(
+            key="uncontended",
+            title="1 uncontended `async with` (Sem(1), 1 task)",
+            unit="acquire+release",
+            ops=s.uncontended_iters,
+            target=1.2,
+            target_text=">=1.2x",
+            runs={"batchsem": unc_bs, "asyncio": unc_aio},
+        ),
+        Scenario(
+            key="batch",
+            title=f"2 acquire({k}) vs {k}x acquire() (Sem({k}))",
+            unit=f"{k}-permit acquire+release",
+            ops=s.batch_iters,
+            target=3.0,
+            target_text=">=3x",
+            runs={"batchsem": batch_bs, "asyncio": batch_aio},
+        ),
+        Scenario(
+            key="cancel_random",
+            title=f"3 cancel {n_cancel:,} queued waiters, random order",
+            unit="cancellation",
+            ops=n_cancel,
+            target=10.0,
+            target_text=">=10x",
+            runs=cancel("random"),
+        ),
+        Scenario(
+            key="cancel_fifo",
+            title=f"3b cancel {n_cancel:,} queued waiters, front-to-back",
+            unit="cancellation",
+            ops=n_cancel,
+            target=None,
+            target_text="(info)",
+            runs=cancel("fifo"),
+        ),
+        Scenario(
+            key="contended",
+            title=(
+                f"4 {s.contended_tasks} tasks / {s.contended_permits} permits, "
+                "`async with: sleep(0)`"
+            ),
+            unit="acquire+release",
+            ops=contended_ops,
+            target=0.9,
+            target_text=">=0.9x",
+            runs={"batchsem": cont_bs, "asyncio": cont_aio},
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- loops
+
+
+def available_loops(wanted: Sequence[str]) -> tuple[dict[str, LoopFactory], list[str]]:
+    """Event loop factories by name, and notes about loops that had to be skipped."""
+    loops: dict[str, LoopFactory] = {}
+    notes: list[str] = []
+    for name in wanted:
+        if name == "asyncio":
+            loops[name] = asyncio.new_event_loop
+        elif name == "uvloop":
+            try:
+                import uvloop
+            except ImportError as exc:
+                notes.append(f"uvloop skipped: it cannot be imported ({exc})")
+                continue
+            loops[name] = uvloop.new_event_loop
+        else:
+            raise ValueError(f"unknown event loop {name!r}")
+    return loops, notes
+
+
+def uvloop_version() -> str | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return str(getattr(uvloop, "__version__", "?"))
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_once(factory: LoopFactory, fn: RunFn, seed: int, *, keep_gc: bool) -> Timing:
+    """One timed run on a fresh event loop; returns the (wall, CPU) seconds it measured."""
+    gc.collect()
+    if not keep_gc:
+        gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(fn(seed))
+    finally:
+        if not keep_gc:
+            gc.enable()
+
+
+#: A best run whose wall time exceeds its CPU time by more than this was
+#: probably preempted (another process had the CPU); the table flags it.
+PREEMPTED = 1.10
+
+
+@dataclass
+class Cell:
+    """All timings of one scenario on one loop."""
+
+    loop: str
+    scenario: Scenario
+    times: dict[str, list[Timing]]
+    first: list[str]
+
+    def walls(self, impl: str) -> list[float]:
+        return [wall for wall, _ in self.times[impl]]
+
+    def cpus(self, impl: str) -> list[float]:
+        return [cpu for _, cpu in self.times[impl]]
+
+    def best(self, impl: str) -> float:
+        """The shortest wall-clock time of all rounds."""
+        return min(self.walls(impl))
+
+    def best_cpu(self, impl: str) -> float:
+        """The shortest CPU time of all rounds."""
+        return min(self.cpus(impl))
+
+    def ops_per_s(self, impl: str) -> float:
+        return self.scenario.ops / self.best(impl)
+
+    def ratio(self) -> float:
+        """batchsem throughput / asyncio throughput (= asyncio time / batchsem time), best-of-N."""
+        return self.best("asyncio") / self.best("batchsem")
+
+    def median_ratio(self) -> float:
+        return statistics.median(self.walls("asyncio")) / statistics.median(self.walls("batchsem"))
+
+    def cpu_ratio(self) -> float:
+        """The same ratio from the best CPU times (insensitive to preemption by other processes)."""
+        return self.best_cpu("asyncio") / max(self.best_cpu("batchsem"), 1e-9)
+
+    def preempted(self) -> bool:
+        """True if a best wall time looks inflated by preemption (wall >> CPU in that run)."""
+        for impl in IMPLS:
+            wall, cpu = min(self.times[impl])
+            if wall > PREEMPTED * cpu:
+                return True
+        return False
+
+    def passed(self) -> bool | None:
+        target = self.scenario.target
+        return None if target is None else self.ratio() >= target
+
+    def as_dict(self) -> dict[str, Any]:
+        sc = self.scenario
+        return {
+            "loop": self.loop,
+            "scenario": sc.key,
+            "title": sc.title,
+            "unit": sc.unit,
+            "ops": sc.ops,
+            "target_ratio": sc.target,
+            "ratio_kind": (
+                "asyncio time / batchsem time"
+                if sc.key.startswith("cancel")
+                else "batchsem ops/s / asyncio ops/s"
+            ),
+            "wall_seconds": {impl: self.walls(impl) for impl in IMPLS},
+            "cpu_seconds": {impl: self.cpus(impl) for impl in IMPLS},
+            "first_in_round": list(self.first),
+            "best_wall_seconds": {impl: self.best(impl) for impl in IMPLS},
+            "best_cpu_seconds": {impl: self.best_cpu(impl) for impl in IMPLS},
+            "best_ops_per_s": {impl: self.ops_per_s(impl) for impl in IMPLS},
+            "ratio_best": self.ratio(),
+            "ratio_median": self.median_ratio(),
+            "ratio_cpu": self.cpu_ratio(),
+            "preempted": self.preempted(),
+            "pass": self.passed(),
+        }
+
+
+def warm_up(
+    loops: dict[str, LoopFactory], scenarios: list[Scenario], *, keep_gc: bool
+) -> dict[str, dict[str, dict[str, Timing]]]:
+    """One small run of everything, not used in the table (imports, caches, allocator)."""
+    out: dict[str, dict[str, dict[str, Timing]]] = {}
+    for loop_name, factory in loops.items():
+        out[loop_name] = {}
+        for sc in scenarios:
+            out[loop_name][sc.key] = {
+                impl: run_once(factory, sc.runs[impl], 0, keep_gc=keep_gc) for impl in IMPLS
+            }
+    return out
+
+
+def run_all(
+    loops: dict[str, LoopFactory],
+    scenarios: list[Scenario],
+    rounds: int,
+    *,
+    keep_gc: bool,
+    progress: bool = True,
+) -> list[Cell]:
+    """Best of ``rounds``; each round runs every (loop, scenario) pair A/B, alternating order."""
+    cells = {
+        (loop_name, sc.key): Cell(loop_name, sc, {impl: [] for impl in IMPLS}, [])
+        for loop_name in loops
+        for sc in scenarios
+    }
+    started = perf_counter()
+    for rnd in range(rounds):
+        for loop_name, factory in loops.items():
+            for i, sc in enumerate(scenarios):
+                cell = cells[(loop_name, sc.key)]
+                order = IMPLS if (rnd + i) % 2 == 0 else IMPLS[::-1]
+                cell.first.append(order[0])
+                for impl in order:
+                    # Same seed for both: random cancel order is identical within a round.
+                    cell.times[impl].append(run_once(factory, sc.runs[impl], rnd, keep_gc=keep_gc))
+        if progress:
+            print(
+                f"  round {rnd + 1}/{rounds} done ({perf_counter() - started:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return list(cells.values())
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt_rate(ops_per_s: float) -> str:
+    if ops_per_s >= 1e6:
+        return f"{ops_per_s / 1e6:.2f}M/s"
+    if ops_per_s >= 1e3:
+        return f"{ops_per_s / 1e3:.1f}k/s"
+    return f"{ops_per_s:.1f}/s"
+
+
+def fmt_time(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}ms"
+
+
+def render_table(cells: list[Cell]) -> str:
+    headers = (
+        "loop",
+        "scenario",
+        "batchsem ops/s (best)",
+        "asyncio ops/s (best)",
+        "ratio",
+        "median",
+        "cpu",
+        "target",
+        "result",
+    )
+    rows: list[tuple[str, ...]] = []
+    for c in cells:
+        passed = c.passed()
+        rows.append(
+            (
+                c.loop,
+                c.scenario.title,
+                f"{fmt_rate(c.ops_per_s('batchsem'))} ({fmt_time(c.best('batchsem'))})",
+                f"{fmt_rate(c.ops_per_s('asyncio'))} ({fmt_time(c.best('asyncio'))})",
+                f"{c.ratio():.2f}x" + ("*" if c.preempted() else ""),
+                f"{c.median_ratio():.2f}x",
+                f"{c.cpu_ratio():.2f}x",
+                c.scenario.target_text,
+                "-" if passed is None else ("PASS" if passed else "MISS"),
+            )
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    right = {2, 3, 4, 5, 6}
+
+    def line(cols: Sequence[str]) -> str:
+        parts = [
+            col.rjust(widths[i]) if i in right else col.ljust(widths[i])
+            for i, col in enumerate(cols)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    prev_loop: str | None = None
+    for r in rows:
+        if prev_loop is not None and r[0] != prev_loop:
+            out.append("")
+        prev_loop = r[0]
+        out.append(line(r))
+    return "\n".join(out)
+
+
+def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool) -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "batchsem": getattr(batchsem, "__version__", "?"),
+        "uvloop": uvloop_version(),
+        "loops": list(loops),
+        "rounds": rounds,
+        "gc_during_timing": keep_gc,
+        "timer": "time.perf_counter",
+        "sizes": sizes.__dict__.copy(),
+        "batchsem_file": getattr(batchsem, "__file__", None),
+        "batchsem_semaphore_sha256": _source_digest(),
+        "loadavg": _loadavg(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _source_digest() -> str | None:
+    """sha256 of the batchsem/_semaphore.py that was measured (the library may be edited)."""
+    path = Path(getattr(batchsem, "__file__", "")).with_name("_semaphore.py")
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="batchsem.Semaphore vs asyncio.Semaphore, on asyncio and uvloop.",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds (best of N; default 7, 3 with --quick)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short run: 3 rounds, smaller work (~15 s)"
+    )
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write raw timings")
+    parser.add_argument(
+        "--loop",
+        choices=("all", "asyncio", "uvloop"),
+        default="all",
+        help="event loop(s) to run on (default: all)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=("uncontended", "batch", "cancel_random", "cancel_fifo", "contended"),
+        help="run only this scenario (repeatable)",
+    )
+    parser.add_argument(
+        "--gc", action="store_true", help="keep the garbage collector enabled while timing"
+    )
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up pass")
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rounds: int = args.rounds if args.rounds is not None else (3 if args.quick else 7)
+    sizes = Sizes()
+    if args.quick:
+        sizes = sizes.scaled(0.35, keep_cancel=True)
+    wanted = ["asyncio", "uvloop"] if args.loop == "all" else [args.loop]
+    loops, notes = available_loops(wanted)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not loops:
+        print("error: no event loop to run on", file=sys.stderr)
+        return 2
+    scenarios = build_scenarios(sizes)
+    if args.scenario:
+        scenarios = [sc for sc in scenarios if sc.key in args.scenario]
+    env = describe_env(sizes, rounds, list(loops), args.gc)
+
+    print(
+        f"batchsem {env['batchsem']} vs asyncio.Semaphore | Python {env['python']} "
+        f"({env['implementation']}) | uvloop {env['uvloop'] or 'not available'} | "
+        f"{env['platform']} | {env['cpu_count']} CPUs",
+        file=sys.stderr,
+    )
+    print(
+        f"best of {rounds} rounds, A/B interleaved, fresh loop per run, "
+        f"gc {'on' if args.gc else 'off'} while timing",
+        file=sys.stderr,
+    )
+
+    started = perf_counter()
+    warmup: dict[str, dict[str, dict[str, Timing]]] = {}
+    if not args.no_warmup:
+        print("  warming up", file=sys.stderr, flush=True)
+        keys = {sc.key for sc in scenarios}
+        small = [
+            sc for sc in build_scenarios(sizes.scaled(0.1, keep_cancel=False)) if sc.key in keys
+        ]
+        warmup = warm_up(loops, small, keep_gc=args.gc)
+    cells = run_all(loops, scenarios, rounds, keep_gc=args.gc)
+    total = perf_counter() - started
+
+    print()
+    print(render_table(cells))
+    print()
+    print(
+        "ratio = batchsem ops/s / asyncio ops/s (cancel rows: asyncio time / batchsem time) from\n"
+        "the best wall-clock run of each; PASS/MISS compares it with the target. 'median' is the\n"
+        "ratio of median wall times, 'cpu' the ratio of best CPU (process) times. '*' marks a\n"
+        f"best run whose wall time exceeded its CPU time by >{PREEMPTED - 1:.0%} (preempted: the\n"
+        f"machine was busy). Total {total:.1f} s."
+    )
+    if any(c.preempted() for c in cells):
+        print(
+            "warning: some best runs were preempted; rerun on an idle machine "
+            "or compare the 'cpu' column."
+        )
+    for note in notes:
+        print(f"note: {note}")
+    missed = [c for c in cells if c.passed() is False]
+    if missed:
+        print("MISSED: " + ", ".join(f"{c.scenario.key} on {c.loop}" for c in missed))
+
+    if args.json is not None:
+        payload = {
+            "meta": env | {"total_seconds": total, "loadavg_end": _loadavg(), "notes": notes},
+            "warmup_seconds": warmup,
+            "results": [c.as_dict() for c in cells],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"raw timings written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
