@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -122,7 +123,13 @@ class _Waiter:
 
     __slots__ = ("assigned", "event", "fut", "loop", "needed", "next", "prev", "queued")
 
-    def __init__(self, needed: int) -> None:
+    def __init__(
+        self,
+        needed: int,
+        loop: asyncio.AbstractEventLoop | None,
+        fut: asyncio.Future[None] | None,
+        event: threading.Event | None = None,
+    ) -> None:
         self.needed = needed
         # Permits handed to this request so far; 0 <= assigned <= needed.
         self.assigned = 0
@@ -131,9 +138,11 @@ class _Waiter:
         self.prev: _Waiter | None = None
         self.next: _Waiter | None = None
         # An async waiter has a loop and a future; a blocking one has an event.
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.fut: asyncio.Future[None] | None = None
-        self.event: threading.Event | None = None
+        # Both are attached before the node is queued: another thread may serve
+        # it as soon as the lock is released, and _wake reads them.
+        self.loop = loop
+        self.fut = fut
+        self.event = event
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -166,6 +175,7 @@ class Semaphore:
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_fast",
         "_head",
         "_lock",
         "_name",
@@ -200,6 +210,10 @@ class Semaphore:
         self._orphans: list[int] = []
         self._name = name
         self._tracer = tracer
+        # True while not closed and no tracer is set: the fast paths may then
+        # skip everything but the counter. Written under the lock (close) or by
+        # the tracer setter; a stale read only sends an operation to the slow path.
+        self._fast = tracer is None
 
     # ------------------------------------------------------------------ state
 
@@ -230,7 +244,9 @@ class Semaphore:
 
     @tracer.setter
     def tracer(self, tracer: TraceFn | None) -> None:
-        self._tracer = tracer
+        with self._lock:
+            self._tracer = tracer
+            self._fast = tracer is None and not self._closed
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -244,17 +260,6 @@ class Semaphore:
 
     def _trace_locked(self, kind: str, permits: int) -> TraceEvent:
         return TraceEvent(kind, self._name, permits, self._permits, self._waiting)
-
-    def _enqueue_locked(self, node: _Waiter) -> None:
-        node.queued = True
-        node.prev = tail = self._tail
-        node.next = None
-        if tail is None:
-            self._head = node
-        else:
-            tail.next = node
-        self._tail = node
-        self._waiting += 1
 
     def _unlink_locked(self, node: _Waiter) -> None:
         prev, nxt = node.prev, node.next
@@ -288,8 +293,16 @@ class Semaphore:
                 return woken
             rem -= want
             node.assigned = node.needed
+            # Unlink the head (inlined _unlink_locked: the hot release path).
             nxt = node.next
-            self._unlink_locked(node)
+            self._head = nxt
+            if nxt is None:
+                self._tail = None
+            else:
+                nxt.prev = None
+            node.next = None
+            node.queued = False
+            self._waiting -= 1
             if woken is None:
                 woken = [node]
             else:
@@ -355,8 +368,35 @@ class Semaphore:
         closed). Raises ``ValueError``, changing nothing, if the counter would
         exceed :data:`MAX_PERMITS`.
         """
-        if type(n) is not int or n < 0:
+        if type(n) is not int or not 0 <= n <= MAX_PERMITS:
             n = check_count(n)
+        self._put(n)
+
+    release = add_permits
+
+    def _put(self, n: int) -> None:
+        """add_permits for a checked ``n``: one lock round on the common paths."""
+        woken = None
+        slow = True
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._fast:
+                if self._head is not None:
+                    # Queue non-empty => counter is 0 and n <= MAX_PERMITS: no overflow.
+                    woken = self._add_permits_locked(n)
+                    slow = False
+                elif self._permits + n <= MAX_PERMITS:
+                    self._permits += n
+                    slow = False
+        finally:
+            lock.release()
+        if slow:  # closed, traced, or over MAX_PERMITS (raises)
+            self._add_permits_slow(n)
+        elif woken:
+            self._wake(woken)
+
+    def _add_permits_slow(self, n: int) -> None:
         tracer = self._tracer
         with self._lock:
             if self._permits + n > MAX_PERMITS:
@@ -374,8 +414,6 @@ class Semaphore:
             self._wake(woken)
         if event is not None and tracer is not None:
             tracer(event)
-
-    release = add_permits
 
     def forget_permits(self, n: int) -> int:
         """Remove up to ``n`` permits from the free counter (never from waiters); return how many.
@@ -405,6 +443,7 @@ class Semaphore:
             if self._closed:
                 return
             self._closed = True
+            self._fast = False
             woken: list[_Waiter] = []
             node = self._head
             while node is not None:
@@ -467,36 +506,44 @@ class Semaphore:
         tracer(event)
 
     def _begin_locked(self, node: _Waiter) -> bool:
-        """Take free permits for ``node``; queue it for the rest. True if fully served now.
+        """Take free permits for ``node`` and queue it for the rest; True if fully served now.
 
-        Raises :class:`AcquireError` if closed.
+        The caller has checked that the semaphore is open. A request for 0
+        permits is served at once, even behind queued waiters (as in Tokio).
         """
-        if self._closed:
-            raise AcquireError()
-        if node.needed == 0:
-            # Test-suite fix: a request for 0 permits is served at once, as on the
-            # tracer-less fast path and in Tokio; it used to queue behind waiters
-            # (traced acquire(0), acquire_blocking(0)) until the next release.
-            node.assigned = 0
-            return True
+        needed = node.needed
         if self._head is None:
             if self._orphans:
                 self._permits += self._drain_orphans_locked()
             free = self._permits
-            if free >= node.needed:
-                self._permits = free - node.needed
-                node.assigned = node.needed
+            if free >= needed:
+                self._permits = free - needed
+                node.assigned = needed
                 return True
             node.assigned = free
             self._permits = 0
-        self._enqueue_locked(node)
+        elif needed == 0:
+            return True
+        # Link at the tail.
+        node.queued = True
+        node.prev = tail = self._tail
+        if tail is None:
+            self._head = node
+        else:
+            tail.next = node
+        self._tail = node
+        self._waiting += 1
         return False
 
     def _finish(self, node: _Waiter) -> None:
-        """After the waiter resumed: fail (giving back) if the semaphore was closed meanwhile."""
+        """The waiter resumed after being served: fail, giving back, if closed meanwhile.
+
+        ``_closed`` is read without the lock: it only ever goes from False to
+        True, so a stale False means close() came after this grant completed.
+        """
+        if not self._closed:
+            return
         with self._lock:
-            if not self._closed:
-                return
             _, woken = self._give_back_locked(node)
         if woken:
             self._wake(woken)
@@ -509,37 +556,36 @@ class Semaphore:
         if woken:
             self._wake(woken)
 
+    @types.coroutine
     def _acquire_slow(self, n: int) -> Generator[Any, None, None]:
-        """Wait for ``n`` permits on the running loop (the body of every async acquire)."""
-        node = _Waiter(n)
+        """Wait for ``n`` permits on the running loop: the slow path of every async acquire.
+
+        Raises :class:`AcquireError` if the semaphore is closed before the
+        request, while it is queued, or before it resumes (giving back what it
+        had been handed); on cancellation gives back everything and re-raises.
+        """
         tracer = self._tracer
-        # Test-suite fix: the loop and future must be attached to the node before
-        # it is queued (under the lock). Another thread may serve the node as soon
-        # as the lock is released, and _wake() reads node.loop/node.fut; they used
-        # to be set only after the lock was released, so such a wake-up hit the
-        # blocking-waiter branch (AssertionError) and the task never resumed.
         loop = asyncio.get_running_loop()
-        with self._lock:
-            try:
-                done = self._begin_locked(node)
-            except AcquireError:
-                event = self._trace_locked("failed_closed", n) if tracer else None
-                done = None
-            else:
-                if not done:
-                    node.loop = loop
-                    node.fut = loop.create_future()
-                event = self._trace_locked("acquire", n) if tracer else None
-        if event is not None and tracer is not None:
+        fut: asyncio.Future[None] = loop.create_future()
+        node = _Waiter(n, loop, fut)
+        lock = self._lock
+        lock.acquire()
+        try:
+            closed = self._closed
+            done = False if closed else self._begin_locked(node)
+            if tracer is not None:
+                event = self._trace_locked("failed_closed" if closed else "acquire", n)
+        finally:
+            lock.release()
+        if tracer is not None:
             tracer(event)
-        if done is None:
+        if closed:
             raise AcquireError()
         if not done:
-            fut = node.fut
-            assert fut is not None
             try:
                 yield from fut
-                self._finish(node)
+                if self._closed:
+                    self._finish(node)
             except BaseException:
                 self._abandon(node)
                 if tracer is not None:
@@ -564,13 +610,11 @@ class Semaphore:
                 "acquire_blocking() called from a thread with a running event loop; "
                 "use 'await sem.acquire(n)' there"
             )
-        node = _Waiter(n)
+        node = _Waiter(n, None, None, threading.Event())
         tracer = self._tracer
         with self._lock:
             closed = self._closed
             done = False if closed else self._begin_locked(node)
-            if not done and not closed:
-                node.event = threading.Event()
         if tracer is not None:
             self._emit(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
@@ -601,12 +645,15 @@ class Semaphore:
 
     async def __aenter__(self) -> None:
         """``async with sem:`` takes one permit for the block (FIFO, like ``acquire(1)``)."""
-        with self._lock:
-            if self._permits and not self._closed and self._tracer is None:
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._permits and self._fast:
                 self._permits -= 1
                 return
-        permit = await _Acquire(self, 1)
-        permit._n = 0  # the block owns the raw permit; __aexit__ returns it
+        finally:
+            lock.release()
+        await self._acquire_slow(1)
 
     async def __aexit__(
         self,
@@ -614,7 +661,7 @@ class Semaphore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.add_permits(1)
+        self._put(1)
 
 
 class _Acquire:
@@ -631,11 +678,15 @@ class _Acquire:
         sem = self._sem
         n = self._n
         lock = sem._lock
-        with lock:
-            if sem._permits >= n and not sem._closed and sem._tracer is None:
+        lock.acquire()
+        try:
+            fast = sem._permits >= n and sem._fast
+            if fast:
                 sem._permits -= n
-                return Permit(sem, n)
-        yield from sem._acquire_slow(n)
+        finally:
+            lock.release()
+        if not fast:
+            yield from sem._acquire_slow(n)
         return Permit(sem, n)
 
     async def __aenter__(self) -> Permit:
@@ -687,7 +738,7 @@ class Permit:
         n = self._n
         if n:
             self._n = 0
-            self._sem.add_permits(n)
+            self._sem._put(n)
 
     def forget(self) -> None:
         """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer."""

@@ -663,10 +663,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="batchsem.Semaphore vs asyncio.Semaphore, on asyncio and uvloop.",
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="rounds (best of N; default 7, 3 with --quick)"
+        "--rounds", type=int, default=None, help="rounds (best of N; default 7, 2 with --quick)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="short run: 3 rounds, smaller work (~15 s)"
+        "--quick", action="store_true", help="short run: 2 rounds, smaller work (~15 s)"
     )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write raw timings")
     parser.add_argument(
@@ -693,7 +693,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    rounds: int = args.rounds if args.rounds is not None else (3 if args.quick else 7)
+    rounds: int = args.rounds if args.rounds is not None else (2 if args.quick else 7)
     sizes = Sizes()
     if args.quick:
         sizes = sizes.scaled(0.35, keep_cancel=True)
@@ -737,11 +737,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render_table(cells))
     print()
     print(
-        "ratio = batchsem ops/s / asyncio ops/s (cancel rows: asyncio time / batchsem time) from\n"
-        "the best wall-clock run of each; PASS/MISS compares it with the target. 'median' is the\n"
-        "ratio of median wall times, 'cpu' the ratio of best CPU (process) times. '*' marks a\n"
-        f"best run whose wall time exceeded its CPU time by >{PREEMPTED - 1:.0%} (preempted: the\n"
-        f"machine was busy). Total {total:.1f} s."
+        "ratio  = batchsem ops/s / asyncio ops/s (cancel rows: asyncio time / batchsem time),\n"
+        "         from each side's best wall-clock run; PASS/MISS compares it with the target.\n"
+        "median = the same ratio from median wall times; cpu = from best CPU (process) times.\n"
+        f"*      = a best run's wall time exceeded its CPU time by >{PREEMPTED - 1:.0%}"
+        " (preempted: machine busy).\n"
+        f"Total {total:.1f} s."
     )
     if any(c.preempted() for c in cells):
         print(

@@ -212,13 +212,17 @@ def run_case(spec: CaseSpec, progress: Progress | None = None) -> dict[str, Any]
         "histogram": histogram,
         "invariants": invariants,
         "status": "ok" if all(invariants.values()) else "failed",
+        "unit": spec.workload.unit,
     }
     if errors:
         case["errors"] = errors
     notes = list(spec.notes)
     if spec.workload.closes and not spec.impl.closes:
         notes.append(f"{spec.impl.name} has no close(): emulated by cancelling its waiters")
-    if not spec.impl.native_batch:
+    batched = spec.workload.batches and all(
+        spec.params.get(k, 2) != 1 for k in ("batch", "max_batch")
+    )
+    if not spec.impl.native_batch and batched:
         notes.append(f"{spec.impl.name}: a batch of n is n single acquires")
     if notes:
         case["notes"] = notes

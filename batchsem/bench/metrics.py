@@ -109,7 +109,7 @@ def measure_repeat(
     for task, cls, _n, t_req, *_ in (*rec.grants, *rec.failed):
         if t_req < deadline:
             requested.setdefault(cls, set()).add(task)
-    for task, cls, _n, t_req in rec.pending.values():
+    for task, cls, _n, _t_req in rec.pending.values():
         requested.setdefault(cls, set()).add(task)
     for cls, ids in ctx.task_ids.items():
         if cls in classes:

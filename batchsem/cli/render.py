@@ -85,7 +85,8 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
     table = Table(title=f"[bold]{workload}[/bold]", title_justify="left", header_style="bold")
     table.add_column("impl")
     table.add_column("loop")
-    table.add_column("acq/s ±95%", justify="right")
+    unit = next((c["unit"] for c in cases if c.get("unit")), "acq/s")
+    table.add_column(f"{unit} ±95%", justify="right")
     table.add_column("permits/s", justify="right")
     for col in ("p50", "p99", "p99.9", "max"):
         table.add_column(col, justify="right")

@@ -115,6 +115,10 @@ class Workload:
     #: Requests of all P permits are writes and of 1 are reads: an impl with a native
     #: reader-writer lock (batchsem.RwLock) is driven through it.
     rwlock: bool = False
+    #: Requests may be for more than one permit (so how an impl does batches matters).
+    batches: bool = True
+    #: What one unit of throughput is, for tables ("acq/s" unless the workload says).
+    unit: str = "acq/s"
     #: The ``null`` ceiling is meaningful here (the workload measures raw throughput).
     ceiling: bool = False
     #: Cross-parameter validation: ``check(params, permits, tasks)`` raises ParamError.

@@ -75,5 +75,6 @@ WORKLOAD = Workload(
     body=body,
     classes=("waiter",),
     closes=True,
+    unit="failed/s",
     check=check,
 )

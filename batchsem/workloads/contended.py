@@ -28,5 +28,6 @@ WORKLOAD = Workload(
     ),
     body=body,
     open_loop=True,
+    batches=False,
     ceiling=True,
 )
