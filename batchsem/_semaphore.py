@@ -211,8 +211,7 @@ class Semaphore:
         self._name = name
         self._tracer = tracer
         # True while not closed and no tracer is set: the fast paths may then
-        # skip everything but the counter. Written under the lock (close) or by
-        # the tracer setter; a stale read only sends an operation to the slow path.
+        # skip everything but the counter. Read and written under the lock.
         self._fast = tracer is None
 
     # ------------------------------------------------------------------ state

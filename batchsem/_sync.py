@@ -49,8 +49,9 @@ class Mutex:
     def release(self) -> None:
         """Release the lock; ``RuntimeError`` if it is not held."""
         sem = self._sem
-        # Test-suite fix: emit the "release" trace event like Semaphore.add_permits
-        # does; this path bypasses it, so a traced Mutex reported grants but no releases.
+        # The check and the release are one atomic step (two racing release()
+        # calls must not both succeed), so this bypasses add_permits and emits
+        # its "release" trace event itself.
         tracer = sem._tracer
         with sem._lock:
             if sem._permits:

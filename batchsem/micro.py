@@ -4,7 +4,10 @@ Run ``python -m batchsem.micro [pyperf options] [--impl a,b] [--loop asyncio,uvl
 e.g. ``python -m batchsem.micro --fast -o micro.json`` and then
 ``python -m pyperf show micro.json`` or ``python -m pyperf compare_to a.json b.json``.
 pyperf re-runs this module in worker processes (``python -m batchsem.micro
---worker ...``); ``--impl``/``--loop`` are forwarded to them.
+--worker ...``); ``--impl``/``--loop`` are forwarded to them. Defaults: impls
+batchsem, asyncio and aiologic if installed (``condition`` on request), every
+loop available here, 4 worker processes x 3 values per benchmark (far fewer
+than pyperf's 20 processes, to keep the default run under ~3 minutes).
 
 Every benchmark is named ``<op>[<impl>,<loop>]`` and measured with
 ``Runner.bench_async_func(..., loop_factory=...)``: pyperf creates a fresh
@@ -76,14 +79,29 @@ import batchsem
 from batchsem.bench import loops as loops_mod
 from batchsem.bench.impls import ConditionSemaphore, installed
 
-__all__ = ["BATCH", "DEFAULT_PROCESSES", "IMPLS", "INNER_LOOPS", "OPS", "bench_names", "main"]
+__all__ = [
+    "BATCH",
+    "DEFAULT_PROCESSES",
+    "DEFAULT_VALUES",
+    "IMPLS",
+    "INNER_LOOPS",
+    "OPS",
+    "bench_func",
+    "bench_name",
+    "bench_names",
+    "main",
+]
 
 #: Operations per benchmark-function call (pyperf's ``inner_loops``).
 INNER_LOOPS = 1000
 #: Permits taken by ``batch-8``.
 BATCH = 8
-#: Worker processes per benchmark by default (pyperf's own default is 20).
-DEFAULT_PROCESSES = 20
+#: Worker processes per benchmark by default. pyperf's own default is 20, which
+#: made the default run (30 benchmarks: 3 impls x 2 loops x 5 ops) take over 10
+#: minutes on a busy 2-CPU machine (6 processes: ~4 minutes); 4 processes x 3
+#: values = 12 values per benchmark. ``--rigorous`` doubles the processes,
+#: ``--fast`` uses 3 processes x 2 values, ``-p``/``-n`` set them.
+DEFAULT_PROCESSES = 4
 #: Values per worker process by default (pyperf's default).
 DEFAULT_VALUES = 3
 

@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - uvloop is optional
 
 HAVE_UVLOOP = uvloop is not None
 LOOP_NAMES = ("asyncio", "uvloop")
+HANG_GUARD = 15.0
 
 
 def new_loop(name: str) -> asyncio.AbstractEventLoop:
@@ -40,8 +41,20 @@ def run_async(coro_fn: Callable[[], Any], loop_name: str) -> Any:
         loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
         return loop
 
+    async def guarded() -> Any:
+        # A hang guard, not a timing assertion: a lost wake-up must fail the test
+        # rather than block the whole run. Real tests finish in milliseconds.
+        guard = asyncio.timeout(HANG_GUARD)
+        try:
+            async with guard:
+                return await coro_fn()
+        except TimeoutError:
+            if guard.expired():
+                raise AssertionError(f"test still blocked after {HANG_GUARD} s") from None
+            raise
+
     with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(coro_fn())
+        result = runner.run(guarded())
     assert not errors, f"unhandled errors on the event loop: {errors}"
     return result
 

@@ -78,10 +78,12 @@ class SemaphoreMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules
 
-    @rule(n=st.integers(0, 8))
-    def start_acquire(self, n: int) -> None:
+    @rule(n=st.integers(0, 8), start=st.booleans())
+    def start_acquire(self, n: int, start: bool) -> None:
         rid = self._new_id()
         self.tasks[rid] = self.loop.create_task(self._acquirer(rid, n))
+        if start:  # let it make its request now (else a later step does)
+            self.loop.run_until_complete(asyncio.sleep(0))
 
     @precondition(lambda self: any(not t.done() for t in self.tasks.values()))
     @rule(data=st.data())

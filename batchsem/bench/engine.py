@@ -8,6 +8,7 @@ progress through a callback.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import traceback
@@ -79,12 +80,13 @@ def plan(
         raise ParamError(f"--permits must be >= 1, got {permits}")
     if tasks < 1:
         raise ParamError(f"--tasks must be >= 1, got {tasks}")
-    if duration <= 0:
-        raise ParamError(f"--duration must be > 0, got {duration}")
+    # Written so that nan fails too; inf would never end (and neither can be saved as JSON).
+    if not 0 < duration < math.inf:
+        raise ParamError(f"--duration must be > 0 and finite, got {duration}")
     if repeats < 1:
         raise ParamError(f"--repeat must be >= 1, got {repeats}")
-    if rate is not None and rate <= 0:
-        raise ParamError(f"--rate must be > 0, got {rate}")
+    if rate is not None and not 0 < rate < math.inf:
+        raise ParamError(f"--rate must be > 0 and finite, got {rate}")
     chosen: list[Workload] = []
     for name in workloads:
         if name not in REGISTRY:

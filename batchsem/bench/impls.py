@@ -17,6 +17,9 @@ The adapter protocol (document for users diagnosing their own semaphore):
     the ``n`` permits of ``handle``. May return an awaitable (it is awaited).
   - ``close() -> None`` (optional): fail every waiter with ``AcquireError``.
   - ``available() -> int | None``: free permits now, or None if unknown.
+  - ``waiting() -> int`` (optional): requests queued and not yet given all
+    their permits. Lets the harness count a request as granted when the
+    limiter served it rather than when its task resumed.
 
 ``batchsem bench --impl mymodule:make_limiter`` imports ``mymodule`` and uses
 ``make_limiter`` as the factory.
@@ -84,6 +87,9 @@ class BatchsemLimiter:
     def available(self) -> int | None:
         return self.sem.available_permits
 
+    def waiting(self) -> int:
+        return self.sem.waiting
+
 
 class BatchsemRwLimiter:
     """batchsem.RwLock: a request for all its permits is a write, anything else a read."""
@@ -108,6 +114,9 @@ class BatchsemRwLimiter:
 
     def available(self) -> int | None:
         return self.rw.semaphore.available_permits
+
+    def waiting(self) -> int:
+        return self.rw.semaphore.waiting
 
 
 # -------------------------------------------------------------------- asyncio

@@ -142,7 +142,7 @@ def compare(
     given the repeats (Welch's t-test, p < 0.05). '?' marks a change that
     could not be tested (a single repeat).
     """
-    if threshold < 0:
+    if not threshold >= 0:  # also rejects nan, which would make every verdict meaningless
         fail(f"--threshold must be >= 0, got {threshold}")
     files = _expand(runs)
     from batchsem.bench.pyperf_compare import is_pyperf_file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -98,12 +99,21 @@ def starve_test(
     impl_names = split_list(impl_opt) or ["batchsem"]
     loop_names = split_list(loop_opt) or loops.available()
     k = permits if batch is None else batch
-    if hold < 0:
-        fail(f"--hold must be >= 0, got {hold}")
-    if deadline is not None and deadline <= 0:
-        fail(f"--deadline must be > 0, got {deadline}")
+    # Written so that nan (which float options accept, and JSON cannot store) fails too.
+    if not 0 <= hold < math.inf:
+        fail(f"--hold must be >= 0 and finite, got {hold}")
+    if deadline is not None and not 0 < deadline < math.inf:
+        fail(f"--deadline must be > 0 and finite, got {deadline}")
+    if permits < 1:  # before --batch, which defaults to it
+        fail(f"--permits must be >= 1, got {permits}")
     if k < 1:
         fail(f"--batch must be >= 1, got {k}")
+    # Checked here so the messages name this command's options, not bench's
+    # (--param batch, --tasks) that engine.plan would report.
+    if k > permits:
+        fail(f"--batch {k} exceeds --permits {permits}: the large request could never run")
+    if small_tasks < 1:
+        fail(f"--small-tasks must be >= 1, got {small_tasks}")
     bound = default_deadline(small_tasks, k, hold) if deadline is None else deadline
     run_for = max(2.0, 4 * bound) if duration is None else duration
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import random
 import threading
 import time
@@ -40,6 +41,8 @@ class Limiter(Protocol):
     * ``release(n, handle) -> None | Awaitable[None]``: give the permits back.
     * ``available() -> int | None``: free permits now, None if unknown.
     * optional ``close()`` and ``prepare_close()`` (see ``batchsem.bench.impls``).
+    * optional ``waiting() -> int``: requests queued that have not been given all
+      their permits yet (lets the recorder tell "granted" from "resumed").
     """
 
     async def acquire(self, n: int) -> object: ...
@@ -85,6 +88,9 @@ class Param:
             raise ParamError(
                 f"--param {self.name}={text}: expected {self.kind.__name__}"
             ) from None
+        # float() accepts "nan" and "inf"; neither is a usable hold time or ratio.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f"--param {self.name}={text}: expected a finite number")
         self.check(value)
         return value
 
@@ -155,6 +161,9 @@ class Recorder:
         self.grants: list[tuple[int, str, int, int, int, int, int]] = []
         # req_seq -> (task, cls, n, t_req_ns) while waiting
         self.pending: dict[int, tuple[int, str, int, int]] = {}
+        # req_seq -> the seq at which a pending request was known to hold its permits
+        # (before its task resumed); used as its grant_seq. See :meth:`_settle`.
+        self.settled: dict[int, int] = {}
         # (task, cls, n, t_req_ns, t_end_ns, req_seq, reason) reason: "closed" | "cancelled"
         self.failed: list[tuple[int, str, int, int, int, int, str]] = []
         self.in_use = 0
@@ -189,19 +198,24 @@ class Recorder:
         """``lim.acquire(n)`` with its request and grant recorded; re-raises failures."""
         if t_req is None:
             t_req = time.perf_counter_ns()
+        if self.pending and self._lock is None:
+            self._settle(lim)
         rs = next(self.seq)
         self.pending[rs] = (task, cls, n, t_req)
         try:
             handle = await lim.acquire(n)
         except BaseException as exc:
             del self.pending[rs]
+            self.settled.pop(rs, None)
             reason = "cancelled" if isinstance(exc, asyncio.CancelledError | TimeoutError) else (
                 "closed"
             )
             self.failed.append((task, cls, n, t_req, time.perf_counter_ns(), rs, reason))
             raise
         t_grant = time.perf_counter_ns()
-        gs = next(self.seq)
+        gs = self.settled.pop(rs, None)
+        if gs is None:
+            gs = next(self.seq)
         del self.pending[rs]
         self.grants.append((task, cls, n, t_req, t_grant, rs, gs))
         lock = self._lock
@@ -211,6 +225,24 @@ class Recorder:
             with lock:
                 self._granted(n)
         return handle
+
+    def _settle(self, lim: Limiter) -> None:
+        """Before a new request: if ``lim`` says nobody is queued, every pending request
+        already holds its permits and only its task has not resumed yet.
+
+        Their grant is then taken as now. Otherwise a task that takes permits left
+        over by a release before the tasks that release served get to run would be
+        counted as overtaking them, although the limiter served them first (a
+        false FIFO violation for batches). Single-loop only: on several threads a
+        pending request may not have reached the limiter yet.
+        """
+        waiting = getattr(lim, "waiting", None)
+        if waiting is None or waiting() != 0:
+            return
+        settled = self.settled
+        for rs in self.pending:
+            if rs not in settled:
+                settled[rs] = next(self.seq)
 
     def acquire_sync(self, acquire: Callable[[int], Any], n: int, task: int, cls: str) -> Any:
         """Like :meth:`acquire` for a blocking call ``acquire(n)`` made from a plain thread."""

@@ -1,0 +1,409 @@
+"""``batchsem compare`` and batchsem.bench.compare on hand-made and real result files."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from batchsem.bench import engine, results
+from batchsem.bench.compare import METRICS, compare_runs, compare_within
+from batchsem.cli import cli, main
+
+METRIC_NAMES = [m.name for m in METRICS]
+
+
+def latency(p50: float) -> dict[str, float]:
+    return {"p50": p50, "p90": p50 * 2, "p99": p50 * 4, "p99_9": p50 * 8, "max": p50 * 10,
+            "mean": p50 * 1.5, "count": 1000.0}
+
+
+def make_case(
+    throughputs: list[float],
+    *,
+    workload: str = "contended",
+    impl: str = "batchsem",
+    loop: str = "asyncio",
+    p50: float = 10.0,
+    overtakes: int = 0,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A case in the result-file shape with one repeat per throughput value."""
+    repeats = [
+        {"throughput_ops": t, "latency_us": latency(p50), "jain_min": 1.0,
+         "overtakes": overtakes, "invariants": {}, "error": None}
+        for t in throughputs
+    ]
+    mean = sum(throughputs) / len(throughputs)
+    return {
+        "workload": workload,
+        "impl": impl,
+        "loop": loop,
+        "params": {"hold": 0.0, "permits": 8, "tasks": 32} if params is None else params,
+        "repeats": repeats,
+        "summary": {
+            "throughput_ops": {"mean": mean, "stdev": 0.0, "ci95": 0.0},
+            "throughput_permits": {"mean": mean, "stdev": 0.0, "ci95": 0.0},
+            "latency_us": latency(p50),
+            "fairness": {"jain": 1.0, "overtakes": overtakes * len(throughputs),
+                         "max_overtakes": min(overtakes, 1), "starved_tasks": 0,
+                         "max_wait_ratio": 10.0},
+            "classes": {},
+            "extra": {},
+        },
+        "histogram": None,
+        "invariants": {"completed_without_error": True},
+        "status": "ok",
+        "unit": "acq/s",
+    }
+
+
+def make_run(*cases: dict[str, Any]) -> dict[str, Any]:
+    run = results.new_run("bench", ["batchsem", "bench"], {})
+    run["cases"] = list(cases)
+    return run
+
+
+def noisy(mean: float, n: int = 5, noise: float = 0.01, seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [mean * (1 + rng.uniform(-noise, noise)) for _ in range(n)]
+
+
+def write(path: Path, run: dict[str, Any]) -> str:
+    results.save(run, path)
+    return str(path)
+
+
+def invoke(*args: str) -> Result:
+    result = CliRunner().invoke(cli, ["compare", *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["batchsem", "compare", *args])
+    code: Any = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return int(code or 0), out, err
+
+
+def one_line_error(result: Result, fragment: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("batchsem: error:")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def regression(tmp_path: Path) -> tuple[str, str]:
+    base = write(tmp_path / "base.json", make_run(make_case(noisy(100_000, seed=1))))
+    new = write(tmp_path / "new.json", make_run(make_case(noisy(50_000, seed=2))))
+    return base, new
+
+
+# ------------------------------------------------------------------- verdicts
+
+
+def test_2x_throughput_regression_is_reported(regression: tuple[str, str]) -> None:
+    base, new = regression
+    result = invoke(base, new)
+    assert result.exit_code == 0, result.output
+    assert "regressed" in result.stdout
+    assert "1 regressed, 0 improved" in result.stdout
+    assert re.search(r"\((-49\.\d|-50\.\d)%\)", result.stdout)  # the change, about -50%
+    result = invoke(base, new, "--fail-on-regression")
+    assert result.exit_code == 1
+    # the other way round it is an improvement
+    result = invoke(new, base, "--fail-on-regression")
+    assert result.exit_code == 0
+    assert "0 regressed, 1 improved" in result.stdout
+
+
+def test_noise_within_threshold_is_no_change(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.json", make_run(make_case(noisy(100_000, seed=1))))
+    new = write(tmp_path / "new.json",
+                make_run(make_case(noisy(103_000, noise=0.02, seed=2))))
+    result = invoke(base, new, "--fail-on-regression", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["regressions"] == 0 and doc["improvements"] == 0
+    tput = next(r for r in doc["rows"] if r["metric"] == "throughput")
+    assert tput["cells"][1]["verdict"] == "no change"
+    assert 0 < tput["cells"][1]["change"] < 0.05
+    # a stricter threshold makes the same 3% a real change
+    result = invoke(base, new, "--threshold", "0.01", "--format", "json")
+    tput = next(r for r in json.loads(result.stdout)["rows"] if r["metric"] == "throughput")
+    assert tput["cells"][1]["verdict"] == "improved"
+
+
+def test_large_change_within_the_noise_is_no_change(tmp_path: Path) -> None:
+    base = write(tmp_path / "a.json", make_run(make_case([50_000, 150_000, 60_000, 140_000])))
+    new = write(tmp_path / "b.json", make_run(make_case([60_000, 170_000, 70_000, 140_000])))
+    doc = json.loads(invoke(base, new, "--format", "json").stdout)
+    tput = next(r for r in doc["rows"] if r["metric"] == "throughput")
+    cell = tput["cells"][1]
+    assert cell["change"] > 0.05
+    assert cell["p_value"] > 0.05
+    assert cell["verdict"] == "no change"
+
+
+def test_markdown_format(regression: tuple[str, str]) -> None:
+    base, new = regression
+    result = invoke(base, new, "--format", "markdown")
+    assert result.exit_code == 0
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| case")
+    assert lines[0] == "| case | metric | base (baseline) | new | verdict |"
+    assert lines[1] == "|---|---|---|---|---|"
+    assert len(lines) == 2 + len(METRICS)
+    assert all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert "**regressed" in result.stdout
+
+
+def test_json_format(regression: tuple[str, str]) -> None:
+    base, new = regression
+    result = invoke(base, new, "--format", "json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["runs"] == ["base", "new"]
+    assert doc["regressions"] == 1
+    assert [r["metric"] for r in doc["rows"]] == METRIC_NAMES
+    assert {r["case"] for r in doc["rows"]} == {"contended batchsem asyncio"}
+    tput = doc["rows"][0]
+    assert tput["cells"][0]["verdict"] == "baseline"
+    assert tput["cells"][1]["verdict"] == "regressed"
+    assert tput["cells"][1]["tested"] is True
+    assert tput["cells"][1]["p_value"] < 0.05
+    assert tput["cells"][1]["change"] == pytest.approx(-0.5, abs=0.02)
+    # identical latencies
+    p50 = next(r for r in doc["rows"] if r["metric"] == "p50")
+    assert p50["cells"][1]["verdict"] == "no change"
+
+
+def test_from_zero_overtakes_is_a_regression(tmp_path: Path) -> None:
+    base = write(tmp_path / "a.json", make_run(make_case(noisy(1000, seed=1))))
+    new = write(tmp_path / "b.json", make_run(make_case(noisy(1000, seed=2), overtakes=3)))
+    doc = json.loads(invoke(base, new, "--format", "json").stdout)
+    row = next(r for r in doc["rows"] if r["metric"] == "overtakes")
+    assert row["cells"][1]["verdict"] == "regressed"
+    assert invoke(base, new, "--fail-on-regression").exit_code == 1
+
+
+def test_single_repeat_is_marked_untested(tmp_path: Path) -> None:
+    base = write(tmp_path / "a.json", make_run(make_case([100_000])))
+    new = write(tmp_path / "b.json", make_run(make_case([50_000])))
+    result = invoke(base, new, "--format", "markdown")
+    assert "regressed?" in result.stdout
+    doc = json.loads(invoke(base, new, "--format", "json").stdout)
+    assert doc["rows"][0]["cells"][1]["tested"] is False
+    assert doc["rows"][0]["cells"][1]["p_value"] is None
+
+
+def test_three_runs_and_unmatched_cases(tmp_path: Path) -> None:
+    common = make_case(noisy(1000, seed=1))
+    only_base = make_case(noisy(1000, seed=2), workload="batch-mix")
+    only_new = make_case(noisy(1000, seed=3), impl="asyncio")
+    other_params = make_case(noisy(1000, seed=4), params={"permits": 2})
+    a = write(tmp_path / "a.json", make_run(common, only_base, other_params))
+    b = write(tmp_path / "b.json", make_run(common, only_new))
+    c = write(tmp_path / "c.json", make_run(common))
+    result = invoke(a, b, c)
+    assert result.exit_code == 0, result.output
+    assert "only in a: batch-mix batchsem asyncio" in result.stdout
+    assert "only in b: contended asyncio asyncio" in result.stdout
+    # same workload/impl/loop but other params: a different case
+    assert "only in a: contended batchsem asyncio" in result.stdout
+    doc = json.loads(invoke(a, b, c, "--format", "json").stdout)
+    assert doc["runs"] == ["a", "b", "c"]
+    assert {r["case"] for r in doc["rows"]} == {"contended batchsem asyncio"}
+    assert all(len(r["cells"]) == 3 for r in doc["rows"])
+    unmatched = {(u["run"], u["case"]) for u in doc["unmatched"]}
+    assert ("a", "batch-mix batchsem asyncio") in unmatched
+    assert ("b", "contended asyncio asyncio") in unmatched
+    md = invoke(a, b, "--format", "markdown").stdout
+    assert "- only in a: batch-mix batchsem asyncio" in md
+
+
+def test_unsupported_cases_are_not_compared(tmp_path: Path) -> None:
+    ran = make_case(noisy(1000))
+    skipped = {**make_case([1.0], workload="threads", impl="asyncio"),
+               "status": "unsupported", "summary": None, "repeats": []}
+    a = write(tmp_path / "a.json", make_run(ran, skipped))
+    b = write(tmp_path / "b.json", make_run(ran, skipped))
+    doc = json.loads(invoke(a, b, "--format", "json").stdout)
+    assert {r["case"] for r in doc["rows"]} == {"contended batchsem asyncio"}
+    assert doc["unmatched"] == []
+
+
+# --------------------------------------------------------------------- errors
+
+
+def test_nothing_in_common_exits_2(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.json", make_run(make_case([1.0, 2.0])))
+    b = write(tmp_path / "b.json", make_run(make_case([1.0, 2.0], loop="uvloop")))
+    one_line_error(invoke(a, b), "no case in common")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "no such file"),
+        ("{oops", "not valid JSON"),
+        ('{"schema": "batchsem.run/2", "cases": []}', "batchsem.run/2 is not supported"),
+        ('{"schema": "something-else"}', "not a batchsem result file"),
+    ],
+)
+def test_bad_files_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    fragment: str,
+) -> None:
+    good = write(tmp_path / "good.json", make_run(make_case([1.0, 2.0])))
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content, encoding="utf-8")
+    one_line_error(invoke(good, str(bad)), fragment)
+    # and through the console-script entry point
+    code, out, err = run_main(monkeypatch, capsys, str(bad), good)
+    assert code == 2 and out == ""
+    assert err.startswith("batchsem: error:") and fragment in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    good = write(tmp_path / "good.json", make_run(make_case([1.0, 2.0])))
+    one_line_error(invoke(good), "at least one other run")
+    one_line_error(invoke(good, good, "--by", "impl"), "exactly one file")
+    one_line_error(invoke(good, "--by", "impl"), "only one impl")
+    one_line_error(invoke(good, good, "--threshold", "-1"), "--threshold")
+    one_line_error(invoke(good, good, "--threshold", "nan"), "--threshold")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(invoke(str(empty), good), "no result files")
+
+
+def test_click_usage_errors_through_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(monkeypatch, capsys)
+    assert code == 2 and err.startswith("batchsem: error:") and "RUNS" in err
+    code, _, err = run_main(monkeypatch, capsys, "a.json", "--format", "xml")
+    assert code == 2 and err.startswith("batchsem: error:") and "xml" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------- directories
+
+
+def test_directory_argument_expands_to_its_json_files(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write(runs / "1-base.json", make_run(make_case(noisy(100_000, seed=1))))
+    write(runs / "2-new.json", make_run(make_case(noisy(50_000, seed=2))))
+    (runs / "notes.txt").write_text("not a run")
+    (runs / ".hidden.json").write_text("{broken")
+    doc = json.loads(invoke(str(runs), "--format", "json").stdout)
+    assert doc["runs"] == ["1-base", "2-new"]  # sorted: the first is the baseline
+    assert doc["regressions"] == 1
+    # a directory can also be mixed with a file
+    extra = write(tmp_path / "3-more.json", make_run(make_case(noisy(100_000, seed=3))))
+    doc = json.loads(invoke(str(runs), extra, "--format", "json").stdout)
+    assert doc["runs"] == ["1-base", "2-new", "3-more"]
+
+
+# ----------------------------------------------------------------- --by impl
+
+
+def test_by_impl_compares_implementations_in_one_file(tmp_path: Path) -> None:
+    run = make_run(
+        make_case(noisy(100_000, seed=1), impl="batchsem"),
+        make_case(noisy(50_000, seed=2), impl="asyncio"),
+        make_case(noisy(100_000, seed=3), impl="batchsem", loop="uvloop"),
+        make_case(noisy(100_000, seed=4), impl="asyncio", loop="uvloop"),
+        make_case(noisy(100_000, seed=5), impl="batchsem", workload="starvation"),
+    )
+    path = write(tmp_path / "run.json", run)
+    doc = json.loads(invoke(path, "--by", "impl", "--format", "json").stdout)
+    assert doc["runs"] == ["batchsem", "asyncio"]
+    cases = {r["case"] for r in doc["rows"]}
+    assert cases == {"contended * asyncio", "contended * uvloop", "starvation * asyncio"}
+    tput = {r["case"]: r["cells"][1]["verdict"] for r in doc["rows"]
+            if r["metric"] == "throughput"}
+    assert tput["contended * asyncio"] == "regressed"
+    assert tput["contended * uvloop"] == "no change"
+    assert tput["starvation * asyncio"] == "n/a"  # asyncio did not run it
+    assert invoke(path, "--by", "impl", "--fail-on-regression").exit_code == 1
+    by_loop = json.loads(invoke(path, "--by", "loop", "--format", "json").stdout)
+    assert by_loop["runs"] == ["asyncio", "uvloop"]
+    assert "contended batchsem *" in {r["case"] for r in by_loop["rows"]}
+
+
+def test_compare_functions_directly() -> None:
+    base = make_run(make_case(noisy(100_000, seed=1)))
+    new = make_run(make_case(noisy(50_000, seed=2)))
+    cmp = compare_runs(["a", "b"], [base, new])
+    assert cmp.regressions == 1 and cmp.improvements == 0
+    assert [r.metric for r in cmp.rows] == METRIC_NAMES
+    with pytest.raises(ValueError, match="no case in common"):
+        compare_runs(["a", "b"], [base, make_run(make_case([1.0], loop="uvloop"))])
+    with pytest.raises(ValueError, match="--by"):
+        compare_within(base, "workload")
+    json.dumps(cmp.as_json(), allow_nan=False)
+
+
+# ---------------------------------------------------------- real short runs
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    out = []
+    directory = tmp_path_factory.mktemp("real")
+    for i in range(2):
+        specs = engine.plan(
+            ["contended", "starvation"], ["batchsem", "asyncio"], ["asyncio"], permits=4,
+            tasks=8, duration=0.05, repeats=2, seed=i, rate=None, params={},
+        )
+        run = results.new_run("bench", ["batchsem", "bench"], {})
+        run["cases"] = [engine.run_case(s) for s in specs]
+        out.append(write(directory / f"run{i}.json", run))
+    return out
+
+
+def test_compare_two_real_runs(real_runs: list[str]) -> None:
+    result = invoke(*real_runs)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for case in ("contended batchsem asyncio", "contended asyncio asyncio",
+                 "starvation batchsem asyncio", "starvation asyncio asyncio"):
+        assert case in out
+    assert "regressed," in out and "improved" in out  # the summary line
+    doc = json.loads(invoke(*real_runs, "--format", "json").stdout)
+    assert len(doc["rows"]) == 4 * len(METRICS)
+    verdicts = {r["cells"][1]["verdict"] for r in doc["rows"]}
+    assert verdicts <= {"improved", "regressed", "no change", "n/a"}
+    assert verdicts & {"improved", "regressed", "no change"}
+    for row in doc["rows"]:
+        if row["metric"] == "throughput":
+            assert row["cells"][1]["tested"] is True  # 2 repeats on each side
+        if row["metric"] == "overtakes" and " batchsem " in row["case"]:
+            assert row["cells"][0]["value"] == 0
+            assert row["cells"][1]["verdict"] == "no change"
+    by_impl = json.loads(invoke(real_runs[0], "--by", "impl", "--format", "json").stdout)
+    assert by_impl["runs"] == ["batchsem", "asyncio"]
