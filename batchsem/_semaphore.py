@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 import types
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Final
 
@@ -73,6 +74,21 @@ def check_count(n: object, what: str = "permits") -> int:
 
 
 TraceFn = Callable[["TraceEvent"], None]
+
+_log = logging.getLogger("batchsem")
+
+
+def emit(tracer: TraceFn, event: TraceEvent) -> None:
+    """Hand ``event`` to ``tracer``; a tracer that raises is logged, never propagated.
+
+    Trace calls happen in the middle of acquiring and releasing: an exception
+    escaping there would leave a request queued with nobody waiting on it, or
+    lose a grant. Observability must not break the semaphore.
+    """
+    try:
+        tracer(event)
+    except Exception:
+        _log.exception("batchsem tracer %r raised on %s; event dropped", tracer, event.kind)
 
 
 class TraceEvent:
@@ -117,8 +133,10 @@ class TraceEvent:
 class _Waiter:
     """A queued request: an intrusive list node plus the way to wake its owner.
 
-    Every field except ``loop``/``fut``/``event`` may only be read or written
-    while the semaphore's lock is held.
+    ``assigned``, ``queued``, ``prev`` and ``next`` may only be touched while
+    the semaphore's lock is held, except that a node served or failed by the
+    semaphore (no longer queued) is chained through ``next`` to the other
+    nodes to wake, and :meth:`Semaphore._wake` clears that link.
     """
 
     __slots__ = ("assigned", "event", "fut", "loop", "needed", "next", "prev", "queued")
@@ -128,7 +146,7 @@ class _Waiter:
         needed: int,
         loop: asyncio.AbstractEventLoop | None,
         fut: asyncio.Future[None] | None,
-        event: threading.Event | None = None,
+        event: threading.Event | None,
     ) -> None:
         self.needed = needed
         # Permits handed to this request so far; 0 <= assigned <= needed.
@@ -179,7 +197,6 @@ class Semaphore:
         "_head",
         "_lock",
         "_name",
-        "_orphans",
         "_permits",
         "_tail",
         "_tracer",
@@ -189,13 +206,21 @@ class Semaphore:
     def __init__(
         self, permits: int = 0, *, name: str | None = None, tracer: TraceFn | None = None
     ) -> None:
+        # Lock discipline: every field below is read and written only while
+        # holding _lock (the properties read single fields without it). While
+        # the lock is held nothing is allocated that the cyclic GC tracks and no
+        # last reference is dropped, so no garbage collection and no __del__
+        # (a Permit's, or user code that releases permits) can run inside a
+        # locked region and re-enter this non-reentrant lock. Exceptions,
+        # trace events and Permits are therefore created after unlocking, and
+        # served waiters are chained through their own ``next`` links instead
+        # of being collected in a list.
         self._lock = threading.Lock()
-        # The free counter. Invariant (kept by every method under the lock):
-        # the queue is non-empty  =>  self._permits == 0.
+        # The free counter. Invariant: the queue is non-empty => _permits == 0.
         # Consequences used below: a new request can take from the counter only
-        # when nobody is queued (no barging), and leftover permits of a release
-        # are exactly what the counter gains, so the MAX_PERMITS check can be
-        # made before anything changes.
+        # when nobody is queued (no barging), and the leftover of a release is
+        # exactly what the counter gains, so the MAX_PERMITS check can be made
+        # before anything changes.
         self._permits = check_count(permits)
         self._closed = False
         # FIFO queue, oldest at _head. Only the head may hold a partial
@@ -205,13 +230,10 @@ class Semaphore:
         self._head: _Waiter | None = None
         self._tail: _Waiter | None = None
         self._waiting = 0
-        # Permit counts from Permits garbage-collected while the lock was busy;
-        # folded back in by the next operation that takes the slow path.
-        self._orphans: list[int] = []
         self._name = name
         self._tracer = tracer
         # True while not closed and no tracer is set: the fast paths may then
-        # skip everything but the counter. Read and written under the lock.
+        # skip everything but the counter.
         self._fast = tracer is None
 
     # ------------------------------------------------------------------ state
@@ -244,8 +266,13 @@ class Semaphore:
     @tracer.setter
     def tracer(self, tracer: TraceFn | None) -> None:
         with self._lock:
+            # Keep the old tracer alive until the lock is released: dropping its
+            # last reference in here could run a __del__ (e.g. of a Permit the
+            # tracer owns) that re-enters this lock.
+            old = self._tracer
             self._tracer = tracer
             self._fast = tracer is None and not self._closed
+        del old
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -255,10 +282,34 @@ class Semaphore:
             f"waiters:{self._waiting}]>"
         )
 
-    # ---------------------------------------------------------- locked steps
+    # ------------------------------------------ locked steps (lock held, no allocation)
 
-    def _trace_locked(self, kind: str, permits: int) -> TraceEvent:
-        return TraceEvent(kind, self._name, permits, self._permits, self._waiting)
+    def _begin_locked(self, node: _Waiter) -> bool:
+        """Take free permits for an open semaphore's ``node``, queue it for the rest.
+
+        Returns True if it was fully served at once. A request for 0 permits is
+        served at once even behind queued waiters (as in Tokio).
+        """
+        needed = node.needed
+        if self._head is None:
+            free = self._permits
+            if free >= needed:
+                self._permits = free - needed
+                node.assigned = needed
+                return True
+            node.assigned = free
+            self._permits = 0
+        elif needed == 0:
+            return True
+        node.queued = True
+        node.prev = tail = self._tail
+        if tail is None:
+            self._head = node
+        else:
+            tail.next = node
+        self._tail = node
+        self._waiting += 1
+        return False
 
     def _unlink_locked(self, node: _Waiter) -> None:
         prev, nxt = node.prev, node.next
@@ -274,89 +325,94 @@ class Semaphore:
         node.queued = False
         self._waiting -= 1
 
-    def _add_permits_locked(self, rem: int) -> list[_Waiter] | None:
-        """Hand ``rem`` permits to the queue head first; return the waiters to wake.
+    def _assign_locked(self, rem: int) -> _Waiter | None:
+        """Hand ``rem`` permits to the queue, head first; the rest to the counter.
 
-        The caller has checked ``self._permits + rem <= MAX_PERMITS`` (exact,
-        thanks to the counter invariant) and wakes the returned nodes after
-        releasing the lock.
+        Returns the served waiters to wake (a prefix of the queue, still chained
+        through ``next``). The caller has made sure the counter cannot exceed
+        :data:`MAX_PERMITS` (with a non-empty queue it is 0, so it cannot).
         """
-        if self._orphans:
-            rem += self._drain_orphans_locked()
-        woken: list[_Waiter] | None = None
         node = self._head
+        last = None
         while node is not None and rem:
             want = node.needed - node.assigned
             if rem < want:
                 node.assigned += rem
-                return woken
+                rem = 0
+                break
             rem -= want
             node.assigned = node.needed
-            # Unlink the head (inlined _unlink_locked: the hot release path).
-            nxt = node.next
-            self._head = nxt
-            if nxt is None:
-                self._tail = None
-            else:
-                nxt.prev = None
-            node.next = None
             node.queued = False
+            node.prev = None
             self._waiting -= 1
-            if woken is None:
-                woken = [node]
-            else:
-                woken.append(node)
-            node = nxt
+            last = node
+            node = node.next
         self._permits += rem
-        return woken
+        if last is None:
+            return None
+        served = self._head
+        last.next = None
+        self._head = node
+        if node is None:
+            self._tail = None
+        else:
+            node.prev = None
+        return served
 
-    def _drain_orphans_locked(self) -> int:
-        total = 0
-        orphans = self._orphans
-        while orphans:
-            total += orphans.pop()
-        return total
-
-    def _give_back_locked(self, node: _Waiter) -> tuple[int, list[_Waiter] | None]:
-        """Unlink ``node`` if queued and return its permits to the semaphore."""
+    def _give_back_locked(self, node: _Waiter) -> _Waiter | None:
+        """Unlink ``node`` if queued and return what it had been handed; the waiters to wake."""
         if node.queued:
             self._unlink_locked(node)
         n = node.assigned
         node.assigned = 0
-        if n == 0:
-            return 0, None
-        return n, self._add_permits_locked(n)
+        return self._assign_locked(n) if n else None
 
-    # --------------------------------------------------------------- waking
+    # --------------------------------------------------------- unlocked steps
 
-    def _wake(self, nodes: list[_Waiter]) -> None:
-        """Resume served waiters, each on its own loop. Call without the lock held."""
+    def _wake(self, node: _Waiter | None) -> None:
+        """Resume a chain of served (or failed) waiters, each on its own loop."""
         running = _get_running_loop()
-        for node in nodes:
+        while node is not None:
+            nxt = node.next
+            node.next = None
             loop = node.loop
             if loop is None:
                 event = node.event
                 assert event is not None
                 event.set()
-                continue
-            fut = node.fut
-            assert fut is not None
-            if loop is running:
+            elif loop is running:
+                fut = node.fut
+                assert fut is not None
                 if not fut.done():
                     fut.set_result(None)
-                continue
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:
-                # The waiter's loop is closed: it will never resume, so its
-                # permits would be lost. Take them back.
-                self._reclaim(node)
+            else:
+                fut = node.fut
+                assert fut is not None
+                try:
+                    loop.call_soon_threadsafe(_resolve, fut)
+                except RuntimeError:
+                    # The waiter's loop is closed: it will never resume and
+                    # its permits would be lost. Take them back.
+                    self._abandon(node)
+            node = nxt
 
-    def _reclaim(self, node: _Waiter) -> None:
+    def _abandon(self, node: _Waiter) -> None:
+        """The request will not complete: unlink it and give back what it had been handed."""
         with self._lock:
-            _, woken = self._give_back_locked(node)
-        if woken:
+            woken = self._give_back_locked(node)
+        if woken is not None:
             self._wake(woken)
+
+    def _finish_closed(self, node: _Waiter) -> None:
+        """A served waiter resumed after close(): give back what it held; AcquireError."""
+        self._abandon(node)
+        raise AcquireError()
+
+    def _trace(self, tracer: TraceFn, kind: str, n: int) -> None:
+        with self._lock:
+            available = self._permits
+            waiting = self._waiting
+        emit(tracer, TraceEvent(kind, self._name, n, available, waiting))
 
     # ------------------------------------------------------------ releasing
 
@@ -382,37 +438,34 @@ class Semaphore:
         try:
             if self._fast:
                 if self._head is not None:
-                    # Queue non-empty => counter is 0 and n <= MAX_PERMITS: no overflow.
-                    woken = self._add_permits_locked(n)
+                    woken = self._assign_locked(n)
                     slow = False
                 elif self._permits + n <= MAX_PERMITS:
                     self._permits += n
                     slow = False
         finally:
             lock.release()
-        if slow:  # closed, traced, or over MAX_PERMITS (raises)
-            self._add_permits_slow(n)
-        elif woken:
+        if slow:  # closed, traced, or over MAX_PERMITS
+            self._put_slow(n)
+        elif woken is not None:
             self._wake(woken)
 
-    def _add_permits_slow(self, n: int) -> None:
-        tracer = self._tracer
+    def _put_slow(self, n: int) -> None:
         with self._lock:
-            if self._permits + n > MAX_PERMITS:
-                raise ValueError(
-                    f"adding {n} permits would exceed MAX_PERMITS ({MAX_PERMITS}); "
-                    f"{self._permits} are free"
-                )
-            if self._head is None and not self._orphans:
-                self._permits += n
-                woken = None
-            else:
-                woken = self._add_permits_locked(n)
-            event = self._trace_locked("release", n) if tracer is not None else None
-        if woken:
+            free = self._permits
+            overflow = self._head is None and free + n > MAX_PERMITS
+            woken = None if overflow else self._assign_locked(n)
+            available = self._permits
+            waiting = self._waiting
+        if overflow:
+            raise ValueError(
+                f"adding {n} permits would exceed MAX_PERMITS ({MAX_PERMITS}); {free} are free"
+            )
+        if woken is not None:
             self._wake(woken)
-        if event is not None and tracer is not None:
-            tracer(event)
+        tracer = self._tracer
+        if tracer is not None:
+            emit(tracer, TraceEvent("release", self._name, n, available, waiting))
 
     def forget_permits(self, n: int) -> int:
         """Remove up to ``n`` permits from the free counter (never from waiters); return how many.
@@ -420,13 +473,14 @@ class Semaphore:
         The closed state is unchanged.
         """
         n = check_count(n)
-        tracer = self._tracer
         with self._lock:
             taken = min(n, self._permits)
             self._permits -= taken
-            event = self._trace_locked("forget", taken) if tracer is not None else None
-        if event is not None and tracer is not None:
-            tracer(event)
+            available = self._permits
+            waiting = self._waiting
+        tracer = self._tracer
+        if tracer is not None:
+            emit(tracer, TraceEvent("forget", self._name, taken, available, waiting))
         return taken
 
     def close(self) -> None:
@@ -437,30 +491,25 @@ class Semaphore:
         :class:`AcquireError`; ``try_acquire`` raises :class:`Closed`.
         Outstanding permits stay valid and may still be released.
         """
-        tracer = self._tracer
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._fast = False
-            woken: list[_Waiter] = []
-            node = self._head
+            failed = node = self._head
             while node is not None:
-                nxt = node.next
                 self._permits += node.assigned
                 node.assigned = 0
-                node.prev = node.next = None
                 node.queued = False
-                woken.append(node)
-                node = nxt
+                node.prev = None
+                node = node.next
             self._head = self._tail = None
             self._waiting = 0
-            if self._orphans:
-                self._permits += self._drain_orphans_locked()
-            event = self._trace_locked("close", 0) if tracer is not None else None
-        self._wake(woken)
-        if event is not None and tracer is not None:
-            tracer(event)
+            available = self._permits
+        self._wake(failed)
+        tracer = self._tracer
+        if tracer is not None:
+            emit(tracer, TraceEvent("close", self._name, 0, available, 0))
 
     # ------------------------------------------------------------ acquiring
 
@@ -475,7 +524,7 @@ class Semaphore:
         Cancellation at any point hands back everything it had been given.
         ``acquire(0)`` returns an empty Permit at once unless closed.
         """
-        if type(n) is not int or n < 0 or n > MAX_PERMITS:
+        if type(n) is not int or not 0 <= n <= MAX_PERMITS:
             n = check_count(n)
         return _Acquire(self, n)
 
@@ -484,115 +533,69 @@ class Semaphore:
 
         Never takes permits ahead of a queued request.
         """
-        if type(n) is not int or n < 0 or n > MAX_PERMITS:
+        if type(n) is not int or not 0 <= n <= MAX_PERMITS:
             n = check_count(n)
         with self._lock:
-            if self._closed:
-                raise Closed()
-            if self._permits < n and self._orphans and self._head is None:
-                self._permits += self._drain_orphans_locked()
-            if self._permits < n:
-                raise NoPermits()
-            self._permits -= n
+            closed = self._closed
+            ok = not closed and self._permits >= n
+            if ok:
+                self._permits -= n
+        if not ok:
+            raise Closed() if closed else NoPermits()
         tracer = self._tracer
         if tracer is not None:
-            self._emit(tracer, "granted", n)
+            self._trace(tracer, "granted", n)
         return Permit(self, n)
 
-    def _emit(self, tracer: TraceFn, kind: str, n: int) -> None:
-        with self._lock:
-            event = self._trace_locked(kind, n)
-        tracer(event)
-
-    def _begin_locked(self, node: _Waiter) -> bool:
-        """Take free permits for ``node`` and queue it for the rest; True if fully served now.
-
-        The caller has checked that the semaphore is open. A request for 0
-        permits is served at once, even behind queued waiters (as in Tokio).
-        """
-        needed = node.needed
-        if self._head is None:
-            if self._orphans:
-                self._permits += self._drain_orphans_locked()
-            free = self._permits
-            if free >= needed:
-                self._permits = free - needed
-                node.assigned = needed
-                return True
-            node.assigned = free
-            self._permits = 0
-        elif needed == 0:
-            return True
-        # Link at the tail.
-        node.queued = True
-        node.prev = tail = self._tail
-        if tail is None:
-            self._head = node
-        else:
-            tail.next = node
-        self._tail = node
-        self._waiting += 1
-        return False
-
-    def _finish(self, node: _Waiter) -> None:
-        """The waiter resumed after being served: fail, giving back, if closed meanwhile.
-
-        ``_closed`` is read without the lock: it only ever goes from False to
-        True, so a stale False means close() came after this grant completed.
-        """
-        if not self._closed:
-            return
-        with self._lock:
-            _, woken = self._give_back_locked(node)
-        if woken:
-            self._wake(woken)
-        raise AcquireError()
-
-    def _abandon(self, node: _Waiter) -> None:
-        """The request will not complete: unlink it and give back what it had been handed."""
-        with self._lock:
-            _, woken = self._give_back_locked(node)
-        if woken:
-            self._wake(woken)
-
     @types.coroutine
-    def _acquire_slow(self, n: int) -> Generator[Any, None, None]:
-        """Wait for ``n`` permits on the running loop: the slow path of every async acquire.
+    def _acquire(self, n: int) -> Generator[Any, None, None]:
+        """Take ``n`` permits, waiting in FIFO order: the body of every async acquire.
 
         Raises :class:`AcquireError` if the semaphore is closed before the
         request, while it is queued, or before it resumes (giving back what it
         had been handed); on cancellation gives back everything and re-raises.
         """
+        lock = self._lock
+        # Unlocked peek, only a hint: with waiters queued the counter is 0 and
+        # the fast path would fail, so go straight to queueing (which re-checks).
+        if self._head is None:
+            lock.acquire()
+            try:
+                fast = self._fast and self._permits >= n
+                if fast:
+                    self._permits -= n
+            finally:
+                lock.release()
+            if fast:
+                return
         tracer = self._tracer
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        node = _Waiter(n, loop, fut)
-        lock = self._lock
+        node = _Waiter(n, loop, fut, None)
         lock.acquire()
         try:
             closed = self._closed
-            done = False if closed else self._begin_locked(node)
-            if tracer is not None:
-                event = self._trace_locked("failed_closed" if closed else "acquire", n)
+            done = closed or self._begin_locked(node)
         finally:
             lock.release()
         if tracer is not None:
-            tracer(event)
+            self._trace(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
             raise AcquireError()
         if not done:
             try:
                 yield from fut
+                # _closed only goes from False to True, so reading it unlocked
+                # is safe: a stale False means close() came after this grant.
                 if self._closed:
-                    self._finish(node)
+                    self._finish_closed(node)
             except BaseException:
                 self._abandon(node)
                 if tracer is not None:
-                    closed = self._closed
-                    self._emit(tracer, "failed_closed" if closed else "cancelled", n)
+                    self._trace(tracer, "failed_closed" if self._closed else "cancelled", n)
                 raise
         if tracer is not None:
-            self._emit(tracer, "granted", n)
+            self._trace(tracer, "granted", n)
 
     def acquire_blocking(self, n: int = 1, timeout: float | None = None) -> Permit:
         """Block the calling thread until ``n`` permits are granted (FIFO with async waiters).
@@ -609,50 +612,41 @@ class Semaphore:
                 "acquire_blocking() called from a thread with a running event loop; "
                 "use 'await sem.acquire(n)' there"
             )
-        node = _Waiter(n, None, None, threading.Event())
+        event = threading.Event()
+        node = _Waiter(n, None, None, event)
         tracer = self._tracer
         with self._lock:
             closed = self._closed
-            done = False if closed else self._begin_locked(node)
+            done = closed or self._begin_locked(node)
         if tracer is not None:
-            self._emit(tracer, "failed_closed" if closed else "acquire", n)
+            self._trace(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
             raise AcquireError()
         if not done:
-            event = node.event
-            assert event is not None
             try:
-                signalled = event.wait(timeout)
-                if not signalled:
+                if not event.wait(timeout):
                     with self._lock:
                         # Served or closed between the timeout and now?
                         served = not node.queued and node.assigned == node.needed
                         signalled = served or self._closed
                     if not signalled:
                         raise TimeoutError(f"no {n} permits within {timeout} s")
-                self._finish(node)
+                if self._closed:
+                    self._finish_closed(node)
             except BaseException:
                 self._abandon(node)
                 if tracer is not None:
-                    self._emit(tracer, "failed_closed" if self._closed else "cancelled", n)
+                    self._trace(tracer, "failed_closed" if self._closed else "cancelled", n)
                 raise
         if tracer is not None:
-            self._emit(tracer, "granted", n)
+            self._trace(tracer, "granted", n)
         return Permit(self, n)
 
     # ------------------------------------------- asyncio.Semaphore drop-in
 
-    async def __aenter__(self) -> None:
+    def __aenter__(self) -> Awaitable[None]:
         """``async with sem:`` takes one permit for the block (FIFO, like ``acquire(1)``)."""
-        lock = self._lock
-        lock.acquire()
-        try:
-            if self._permits and self._fast:
-                self._permits -= 1
-                return
-        finally:
-            lock.release()
-        await self._acquire_slow(1)
+        return self._acquire(1)
 
     async def __aexit__(
         self,
@@ -679,13 +673,13 @@ class _Acquire:
         lock = sem._lock
         lock.acquire()
         try:
-            fast = sem._permits >= n and sem._fast
+            fast = sem._fast and sem._permits >= n
             if fast:
                 sem._permits -= n
         finally:
             lock.release()
         if not fast:
-            yield from sem._acquire_slow(n)
+            yield from sem._acquire(n)
         return Permit(sem, n)
 
     async def __aenter__(self) -> Permit:
@@ -798,16 +792,8 @@ class Permit:
                 source=self,
                 stacklevel=2,
             )
-        sem = self._sem
-        # __del__ may run inside one of the semaphore's own locked regions
-        # (cyclic GC during an allocation there), where taking the
-        # non-reentrant lock would deadlock. Park the count; whoever holds the
-        # lock, or takes the slow path next, folds it back in.
-        sem._orphans.append(n)
-        if sem._lock.acquire(blocking=False):
-            try:
-                woken = sem._add_permits_locked(0) if sem._orphans else None
-            finally:
-                sem._lock.release()
-            if woken:
-                sem._wake(woken)
+        # Safe to take the lock here: the semaphore never allocates or drops a
+        # reference while holding it, so this cannot run inside its own locked
+        # region (see the lock discipline in Semaphore.__init__).
+        with contextlib.suppress(Exception):
+            self._sem._put(n)

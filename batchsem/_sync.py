@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from ._errors import NoPermits
-from ._semaphore import Permit, Semaphore, TraceFn
+from ._semaphore import Permit, Semaphore, TraceEvent, TraceFn, emit
 
 __all__ = ["MAX_READS", "Mutex", "ReadGuard", "RwLock", "WriteGuard"]
 
@@ -50,18 +50,19 @@ class Mutex:
         """Release the lock; ``RuntimeError`` if it is not held."""
         sem = self._sem
         # The check and the release are one atomic step (two racing release()
-        # calls must not both succeed), so this bypasses add_permits and emits
-        # its "release" trace event itself.
-        tracer = sem._tracer
+        # calls must not both succeed), so this bypasses add_permits.
         with sem._lock:
-            if sem._permits:
-                raise RuntimeError("Lock is not acquired.")
-            woken = sem._add_permits_locked(1)
-            event = sem._trace_locked("release", 1) if tracer is not None else None
-        if woken:
+            held = sem._permits == 0
+            woken = sem._assign_locked(1) if held else None
+            available = sem._permits
+            waiting = sem._waiting
+        if not held:
+            raise RuntimeError("Lock is not acquired.")
+        if woken is not None:
             sem._wake(woken)
-        if event is not None and tracer is not None:
-            tracer(event)
+        tracer = sem._tracer
+        if tracer is not None:
+            emit(tracer, TraceEvent("release", sem.name, 1, available, waiting))
 
     async def __aenter__(self) -> None:
         await self._sem.__aenter__()

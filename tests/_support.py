@@ -10,6 +10,7 @@ from typing import Any
 
 from batchsem import Semaphore
 
+uvloop: Any
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is optional
@@ -134,11 +135,13 @@ class RecordingSemaphore(Semaphore):
             self.grants.append(self.next_rid)
         return done
 
-    def _add_permits_locked(self, rem: int) -> Any:
-        woken = super()._add_permits_locked(rem)
-        if woken:
-            self.grants.extend(self.rid_of.get(node) for node in woken)
-        return woken
+    def _assign_locked(self, rem: int) -> Any:
+        served = super()._assign_locked(rem)
+        node = served
+        while node is not None:  # the served waiters, chained through .next
+            self.grants.append(self.rid_of.get(node))
+            node = node.next
+        return served
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _support import HAVE_UVLOOP, new_loop, run_async  # noqa: E402
+from _support import HAVE_UVLOOP, new_loop, run_async
 
 LOOP_PARAMS = [
     pytest.param("asyncio", id="asyncio"),

@@ -10,7 +10,6 @@ conservation of permits are compared.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from _support import Model, RecordingSemaphore, real_queue
 from hypothesis import HealthCheck, settings

@@ -74,8 +74,8 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
             done[key] += 1
 
     loop_names = _loop_names(4)
-    tasks_per_loop, ops_per_task = 6, 70
-    blocking_threads, ops_per_blocking = 2, 200
+    tasks_per_loop, ops_per_task = 8, 150
+    blocking_threads, ops_per_blocking = 2, 500
 
     async def async_worker(rng: random.Random) -> None:
         for _ in range(ops_per_task):
@@ -150,7 +150,8 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
         sem.close()  # unblock everything so the process can go on
         pytest.fail(f"deadlock: {len(alive)} threads still running; {state}")
     assert not failures, failures
-    assert done["async"] + done["async_cancelled"] == len(loop_names) * tasks_per_loop * ops_per_task
+    async_ops = len(loop_names) * tasks_per_loop * ops_per_task
+    assert done["async"] + done["async_cancelled"] == async_ops
     assert done["blocking"] + done["blocking_timeout"] == blocking_threads * ops_per_blocking
     assert done["async"] > 0 and done["blocking"] > 0
     assert sem.waiting == 0

@@ -13,7 +13,7 @@ import pytest
 from _support import spawn, spin_until, until
 
 import batchsem._semaphore as semaphore_module
-from batchsem import AcquireError, Mutex, RwLock, Semaphore, TraceEvent
+from batchsem import AcquireError, Mutex, Permit, RwLock, Semaphore, TraceEvent
 from batchsem.tracing import JsonLinesTracer, LoggingTracer, MemoryTracer
 
 
@@ -206,7 +206,7 @@ def test_logging_tracer(run: Any, caplog: pytest.LogCaptureFixture) -> None:
         "L release permits=1 available=1 waiting=0",
     ]
     assert all(r.levelno == logging.DEBUG for r in records)
-    assert records[0].batchsem_event["event"] == "acquire"
+    assert records[0].__dict__["batchsem_event"]["event"] == "acquire"
 
 
 def test_logging_tracer_respects_level(caplog: pytest.LogCaptureFixture) -> None:
@@ -220,3 +220,58 @@ def test_logging_tracer_respects_level(caplog: pytest.LogCaptureFixture) -> None
     msgs = [r.getMessage() for r in caplog.records if r.name == "batchsem.test"]
     assert msgs == ["semaphore granted permits=1 available=0 waiting=0",
                     "semaphore release permits=1 available=1 waiting=0"]
+
+
+def test_replacing_a_tracer_that_owns_a_permit_does_not_deadlock() -> None:
+    """Dropping the old tracer may free a Permit of the same semaphore, whose __del__
+    takes the semaphore's lock: that must not happen while the setter holds the lock."""
+    sem = Semaphore(2)
+
+    class Owner:
+        def __init__(self, permit: Permit) -> None:
+            self.permit = permit
+
+        def __call__(self, event: TraceEvent) -> None:
+            pass
+
+    sem.tracer = Owner(sem.try_acquire(1))  # the only reference to the Owner
+
+    def replace() -> None:
+        sem.tracer = None
+
+    t = threading.Thread(target=replace, daemon=True)  # a deadlock must not hang the run
+    with pytest.warns(ResourceWarning):
+        t.start()
+        t.join(10)
+    assert not t.is_alive(), "tracer setter deadlocked"
+    assert sem.tracer is None
+    assert sem.available_permits == 2
+
+
+def test_a_raising_tracer_never_breaks_the_semaphore(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tracer that raises (e.g. writing to a closed file) is logged; nothing is lost."""
+
+    def broken(event: TraceEvent) -> None:
+        raise OSError("trace file closed")
+
+    async def main() -> None:
+        sem = Semaphore(2, tracer=broken)
+        held = await sem.acquire(2)
+        waiter = spawn(sem, 2)
+        await until(lambda: sem.waiting == 1)
+        held.release()
+        permit = await waiter
+        assert permit.num_permits == 2 and sem.waiting == 0
+        permit.release()
+        one = sem.try_acquire(1)
+        assert sem.forget_permits(5) == 1
+        sem.add_permits(2)
+        one.release()
+        sem.close()
+        assert sem.available_permits == 3
+
+    with caplog.at_level(logging.ERROR, logger="batchsem"):
+        run(main)
+    assert "trace file closed" in caplog.text
