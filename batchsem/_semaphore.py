@@ -43,7 +43,7 @@ import threading
 import time
 import types
 import warnings
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, Final
 
@@ -58,6 +58,9 @@ __all__ = ["MAX_PERMITS", "Permit", "Semaphore"]
 MAX_PERMITS: Final = 2**61 - 1
 
 _get_running_loop = asyncio.events._get_running_loop
+# Waking compares thread idents, not loops: on CPython 3.11 every
+# _get_running_loop() call makes a getpid() system call (cpython#100363).
+_get_ident = threading.get_ident
 
 
 def check_count(n: object, what: str = "permits") -> int:
@@ -139,7 +142,9 @@ class _Waiter:
     nodes to wake, and :meth:`Semaphore._wake` clears that link.
     """
 
-    __slots__ = ("assigned", "event", "fut", "loop", "needed", "next", "prev", "queued")
+    __slots__ = (
+        "assigned", "event", "fut", "loop", "needed", "next", "prev", "queued", "thread"
+    )
 
     def __init__(
         self,
@@ -161,6 +166,9 @@ class _Waiter:
         self.loop = loop
         self.fut = fut
         self.event = event
+        # The thread the waiter's loop runs on (the one creating the node). A
+        # loop moved to another thread while a task waits on it is not supported.
+        self.thread = _get_ident()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -371,7 +379,7 @@ class Semaphore:
 
     def _wake(self, node: _Waiter | None) -> None:
         """Resume a chain of served (or failed) waiters, each on its own loop."""
-        running = _get_running_loop()
+        ident = _get_ident()
         while node is not None:
             nxt = node.next
             node.next = None
@@ -380,11 +388,14 @@ class Semaphore:
                 event = node.event
                 assert event is not None
                 event.set()
-            elif loop is running:
+            elif node.thread == ident:  # on the waiter's own loop thread
                 fut = node.fut
                 assert fut is not None
                 if not fut.done():
-                    fut.set_result(None)
+                    try:
+                        fut.set_result(None)
+                    except RuntimeError:  # its loop is closed: it will never resume
+                        self._abandon(node)
             else:
                 fut = node.fut
                 assert fut is not None
@@ -398,8 +409,12 @@ class Semaphore:
 
     def _abandon(self, node: _Waiter) -> None:
         """The request will not complete: unlink it and give back what it had been handed."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             woken = self._give_back_locked(node)
+        finally:
+            lock.release()
         if woken is not None:
             self._wake(woken)
 
@@ -437,18 +452,44 @@ class Semaphore:
         lock.acquire()
         try:
             if self._fast:
-                if self._head is not None:
-                    woken = self._assign_locked(n)
+                head = self._head
+                if head is None:
+                    if self._permits + n <= MAX_PERMITS:
+                        self._permits += n
+                        slow = False
+                elif head.needed - head.assigned == n:
+                    # The usual hand-over: exactly what the head still needs
+                    # (_assign_locked's first step, inlined on this hot path).
+                    head.assigned = head.needed
+                    head.queued = False
+                    self._waiting -= 1
+                    nxt = head.next
+                    self._head = nxt
+                    if nxt is None:
+                        self._tail = None
+                    else:
+                        nxt.prev = None
+                        head.next = None
+                    woken = head
                     slow = False
-                elif self._permits + n <= MAX_PERMITS:
-                    self._permits += n
+                else:
+                    woken = self._assign_locked(n)
                     slow = False
         finally:
             lock.release()
         if slow:  # closed, traced, or over MAX_PERMITS
             self._put_slow(n)
         elif woken is not None:
-            self._wake(woken)
+            fut = woken.fut
+            if woken.next is None and woken.thread == _get_ident() and fut is not None:
+                # One waiter, on this thread's loop: _wake's common case, inlined.
+                if not fut.done():
+                    try:
+                        fut.set_result(None)
+                    except RuntimeError:  # its loop is closed: it will never resume
+                        self._abandon(woken)
+            else:
+                self._wake(woken)
 
     def _put_slow(self, n: int) -> None:
         with self._lock:
@@ -548,28 +589,20 @@ class Semaphore:
         return Permit(self, n)
 
     @types.coroutine
-    def _acquire(self, n: int) -> Generator[Any, None, None]:
-        """Take ``n`` permits, waiting in FIFO order: the body of every async acquire.
+    def _wait(self, n: int) -> Generator[Any, None, None]:
+        """Queue for ``n`` permits and wait in FIFO order: the slow path of every async acquire.
 
-        Raises :class:`AcquireError` if the semaphore is closed before the
-        request, while it is queued, or before it resumes (giving back what it
-        had been handed); on cancellation gives back everything and re-raises.
+        The caller's fast path found too few free permits (or a closed or traced
+        semaphore); this re-checks everything under the lock. Raises
+        :class:`AcquireError` if the semaphore is closed before the request,
+        while it is queued, or before it resumes (giving back what it had been
+        handed); on cancellation gives back everything and re-raises.
         """
         lock = self._lock
-        # Unlocked peek, only a hint: with waiters queued the counter is 0 and
-        # the fast path would fail, so go straight to queueing (which re-checks).
-        if self._head is None:
-            lock.acquire()
-            try:
-                fast = self._fast and self._permits >= n
-                if fast:
-                    self._permits -= n
-            finally:
-                lock.release()
-            if fast:
-                return
         tracer = self._tracer
-        loop = asyncio.get_running_loop()
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError("no running event loop")
         fut: asyncio.Future[None] = loop.create_future()
         node = _Waiter(n, loop, fut, None)
         lock.acquire()
@@ -644,9 +677,22 @@ class Semaphore:
 
     # ------------------------------------------- asyncio.Semaphore drop-in
 
-    def __aenter__(self) -> Awaitable[None]:
+    async def __aenter__(self) -> None:
         """``async with sem:`` takes one permit for the block (FIFO, like ``acquire(1)``)."""
-        return self._acquire(1)
+        # Unlocked peek, only a hint: with waiters queued the counter is 0 and
+        # the fast path would fail, so go straight to queueing (which re-checks).
+        if self._head is None:
+            lock = self._lock
+            lock.acquire()
+            try:
+                fast = self._fast and self._permits > 0
+                if fast:
+                    self._permits -= 1
+            finally:
+                lock.release()
+            if fast:
+                return
+        await self._wait(1)
 
     async def __aexit__(
         self,
@@ -654,7 +700,16 @@ class Semaphore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._put(1)
+        lock = self._lock
+        lock.acquire()
+        try:
+            fast = self._fast and self._head is None and self._permits < MAX_PERMITS
+            if fast:
+                self._permits += 1
+        finally:
+            lock.release()
+        if not fast:
+            self._put(1)
 
 
 class _Acquire:
@@ -670,16 +725,18 @@ class _Acquire:
     def __await__(self) -> Generator[Any, None, Permit]:
         sem = self._sem
         n = self._n
-        lock = sem._lock
-        lock.acquire()
-        try:
-            fast = sem._fast and sem._permits >= n
-            if fast:
-                sem._permits -= n
-        finally:
-            lock.release()
+        fast = False
+        if sem._head is None:  # unlocked hint, as in Semaphore.__aenter__
+            lock = sem._lock
+            lock.acquire()
+            try:
+                fast = sem._fast and sem._permits >= n
+                if fast:
+                    sem._permits -= n
+            finally:
+                lock.release()
         if not fast:
-            yield from sem._acquire(n)
+            yield from sem._wait(n)
         return Permit(sem, n)
 
     async def __aenter__(self) -> Permit:

@@ -127,21 +127,44 @@ class RecordingSemaphore(Semaphore):
         self.next_rid: int | None = None
         self.rid_of: dict[Any, int | None] = {}
         self.grants: list[int | None] = []
+        self._in_put = False
 
     def _begin_locked(self, node: Any) -> bool:
         self.rid_of[node] = self.next_rid
         done = super()._begin_locked(node)
-        if done:
+        # Immediate grants are recorded only when traced (then every acquire comes
+        # here); untraced, they may also take the unrecorded fast path.
+        if done and self._tracer is not None:
             self.grants.append(self.next_rid)
         return done
 
     def _assign_locked(self, rem: int) -> Any:
         served = super()._assign_locked(rem)
         node = served
-        while node is not None:  # the served waiters, chained through .next
+        while node is not None and not self._in_put:  # served waiters, chained by .next
             self.grants.append(self.rid_of.get(node))
             node = node.next
         return served
+
+    def _put(self, n: int) -> None:
+        # _put serves the head in place when it needs exactly n (no _assign_locked
+        # call to hook). These tests drive the semaphore from one thread, so the
+        # queue cannot change between this prediction and the call; afterwards
+        # every predicted node must really have been served.
+        predicted = []
+        node, rem = (self._head, n) if self._fast else (None, 0)
+        while node is not None and rem >= node.needed - node.assigned:
+            rem -= node.needed - node.assigned
+            predicted.append(node)
+            node = node.next
+        self._in_put = bool(predicted) or self._fast
+        try:
+            super()._put(n)
+        finally:
+            self._in_put = False
+        for node in predicted:
+            assert not node.queued and node.assigned == node.needed, "served out of order"
+            self.grants.append(self.rid_of.get(node))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -164,7 +165,7 @@ def bench(
                 fail(f"cannot write trace file {trace_file}: {exc.strerror or exc}")
             tracer = JsonLinesTracer(fh)
             cases = [
-                engine.CaseSpec(**{**c.__dict__, "trace": tracer}) if c.impl.name == "batchsem"
+                dataclasses.replace(c, trace=tracer) if c.impl.name == "batchsem"
                 else c
                 for c in cases
             ]
