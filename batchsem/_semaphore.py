@@ -367,14 +367,6 @@ class Semaphore:
             node.prev = None
         return served
 
-    def _give_back_locked(self, node: _Waiter) -> _Waiter | None:
-        """Unlink ``node`` if queued and return what it had been handed; the waiters to wake."""
-        if node.queued:
-            self._unlink_locked(node)
-        n = node.assigned
-        node.assigned = 0
-        return self._assign_locked(n) if n else None
-
     # --------------------------------------------------------- unlocked steps
 
     def _wake(self, node: _Waiter | None) -> None:
@@ -412,16 +404,18 @@ class Semaphore:
         lock = self._lock
         lock.acquire()
         try:
-            woken = self._give_back_locked(node)
+            if node.queued:
+                self._unlink_locked(node)
+            n = node.assigned
+            if n:
+                node.assigned = 0
+                woken = self._assign_locked(n)
+            else:
+                woken = None
         finally:
             lock.release()
         if woken is not None:
             self._wake(woken)
-
-    def _finish_closed(self, node: _Waiter) -> None:
-        """A served waiter resumed after close(): give back what it held; AcquireError."""
-        self._abandon(node)
-        raise AcquireError()
 
     def _trace(self, tracer: TraceFn, kind: str, n: int) -> None:
         with self._lock:
@@ -588,45 +582,65 @@ class Semaphore:
             self._trace(tracer, "granted", n)
         return Permit(self, n)
 
-    @types.coroutine
-    def _wait(self, n: int) -> Generator[Any, None, None]:
-        """Queue for ``n`` permits and wait in FIFO order: the slow path of every async acquire.
+    def _enqueue(self, n: int) -> _Waiter | None:
+        """Start an async request the fast path could not serve; the node to wait on.
 
-        The caller's fast path found too few free permits (or a closed or traced
-        semaphore); this re-checks everything under the lock. Raises
-        :class:`AcquireError` if the semaphore is closed before the request,
-        while it is queued, or before it resumes (giving back what it had been
-        handed); on cancellation gives back everything and re-raises.
+        Takes what is free and queues for the rest, re-checking everything under
+        the lock; returns None if the request was served at once. Raises
+        :class:`AcquireError` if closed, ``RuntimeError`` outside a running loop.
         """
-        lock = self._lock
-        tracer = self._tracer
         loop = _get_running_loop()
         if loop is None:
             raise RuntimeError("no running event loop")
-        fut: asyncio.Future[None] = loop.create_future()
-        node = _Waiter(n, loop, fut, None)
+        node = _Waiter(n, loop, loop.create_future(), None)
+        lock = self._lock
         lock.acquire()
         try:
             closed = self._closed
             done = closed or self._begin_locked(node)
         finally:
             lock.release()
+        tracer = self._tracer
         if tracer is not None:
             self._trace(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
             raise AcquireError()
-        if not done:
+        return None if done else node
+
+    def _waited(self, node: _Waiter) -> None:
+        """The waiter on ``node`` resumed normally: AcquireError (giving back) if closed since."""
+        # _closed only goes from False to True, so reading it unlocked is safe:
+        # a stale False means close() came after this grant.
+        if self._closed:
+            self._abandon(node)
+            raise AcquireError()
+
+    def _failed(self, node: _Waiter) -> None:
+        """The waiter on ``node`` was cancelled or failed: give back everything it had."""
+        self._abandon(node)
+        tracer = self._tracer
+        if tracer is not None:
+            self._trace(tracer, "failed_closed" if self._closed else "cancelled", node.needed)
+
+    @types.coroutine
+    def _wait(self, n: int) -> Generator[Any, None, None]:
+        """Queue for ``n`` permits and wait in FIFO order: the slow path of ``async with sem``.
+
+        Raises :class:`AcquireError` if the semaphore is closed before the
+        request, while it is queued, or before it resumes (giving back what it
+        had been handed); on cancellation gives back everything and re-raises.
+        (:meth:`_Acquire.__await__` has the same few lines inline, so that a
+        wake-up or a cancellation crosses one generator frame, not two.)
+        """
+        node = self._enqueue(n)
+        if node is not None:
             try:
-                yield from fut
-                # _closed only goes from False to True, so reading it unlocked
-                # is safe: a stale False means close() came after this grant.
-                if self._closed:
-                    self._finish_closed(node)
+                yield from node.fut  # type: ignore[misc]
+                self._waited(node)
             except BaseException:
-                self._abandon(node)
-                if tracer is not None:
-                    self._trace(tracer, "failed_closed" if self._closed else "cancelled", n)
+                self._failed(node)
                 raise
+        tracer = self._tracer
         if tracer is not None:
             self._trace(tracer, "granted", n)
 
@@ -665,7 +679,8 @@ class Semaphore:
                     if not signalled:
                         raise TimeoutError(f"no {n} permits within {timeout} s")
                 if self._closed:
-                    self._finish_closed(node)
+                    self._abandon(node)
+                    raise AcquireError()
             except BaseException:
                 self._abandon(node)
                 if tracer is not None:
@@ -736,7 +751,17 @@ class _Acquire:
             finally:
                 lock.release()
         if not fast:
-            yield from sem._wait(n)
+            node = sem._enqueue(n)
+            if node is not None:
+                try:
+                    yield from node.fut  # type: ignore[misc]
+                    sem._waited(node)
+                except BaseException:
+                    sem._failed(node)
+                    raise
+            tracer = sem._tracer
+            if tracer is not None:
+                sem._trace(tracer, "granted", n)
         return Permit(sem, n)
 
     async def __aenter__(self) -> Permit:
