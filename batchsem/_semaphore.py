@@ -548,11 +548,12 @@ class Semaphore:
 
     # ------------------------------------------------------------ acquiring
 
-    def acquire(self, n: int = 1) -> _Acquire:
+    def acquire(self, n: int = 1) -> Permit:
         """Request ``n`` permits; await the result, or use it as ``async with``.
 
         ``permit = await sem.acquire(3)`` or ``async with sem.acquire(3) as permit:``.
-        The queue position is taken when the request is first awaited. Free
+        The result is a pending :class:`Permit` that holds the permits once
+        awaited (it can be awaited once). The queue position is taken when the request is first awaited. Free
         permits are taken at once and the request queues for the rest; it is
         served in FIFO order. Raises :class:`AcquireError` if the semaphore is
         or becomes closed (handing back anything it had been given).
@@ -561,7 +562,7 @@ class Semaphore:
         """
         if type(n) is not int or not 0 <= n <= MAX_PERMITS:
             n = check_count(n)
-        return _Acquire(self, n)
+        return Permit(self, 0, n)
 
     def try_acquire(self, n: int = 1) -> Permit:
         """Take ``n`` permits now, or raise :class:`Closed` (checked first) or :class:`NoPermits`.
@@ -629,7 +630,7 @@ class Semaphore:
         Raises :class:`AcquireError` if the semaphore is closed before the
         request, while it is queued, or before it resumes (giving back what it
         had been handed); on cancellation gives back everything and re-raises.
-        (:meth:`_Acquire.__await__` has the same few lines inline, so that a
+        (:meth:`Permit.__await__` has the same few lines inline, so that a
         wake-up or a cancellation crosses one generator frame, not two.)
         """
         node = self._enqueue(n)
@@ -727,19 +728,34 @@ class Semaphore:
             self._put(1)
 
 
-class _Acquire:
-    """The pending request returned by :meth:`Semaphore.acquire`: awaitable and ``async with``."""
+class Permit:
+    """Ownership of some permits of one semaphore, returned by ``acquire``/``try_acquire``.
 
-    __slots__ = ("_n", "_permit", "_sem")
+    ``sem.acquire(n)`` returns a *pending* Permit: awaiting it (once) waits
+    for the ``n`` permits and returns the same object, now holding them;
+    ``async with sem.acquire(n) as permit:`` does the same and releases at
+    exit. ``release()`` gives the permits back (idempotent); ``forget()``
+    drops them without giving them back (the semaphore shrinks).
+    ``with permit:`` and ``async with permit:`` release at exit. A Permit
+    garbage-collected while still holding permits gives them back and emits
+    ``ResourceWarning``.
+    """
 
-    def __init__(self, sem: Semaphore, n: int) -> None:
+    __slots__ = ("_n", "_sem", "_want")
+
+    def __init__(self, sem: Semaphore, n: int, want: int = -1) -> None:
         self._sem = sem
+        # Permits held now.
         self._n = n
-        self._permit: Permit | None = None
+        # Permits still to acquire when awaited; -1 once acquired (or never pending).
+        self._want = want
 
     def __await__(self) -> Generator[Any, None, Permit]:
+        n = self._want
+        if n < 0:
+            raise RuntimeError("this Permit has already been acquired; call acquire() again")
+        self._want = -1
         sem = self._sem
-        n = self._n
         fast = False
         if sem._head is None:  # unlocked hint, as in Semaphore.__aenter__
             lock = sem._lock
@@ -751,6 +767,8 @@ class _Acquire:
             finally:
                 lock.release()
         if not fast:
+            # The slow path of Semaphore._wait, inline so that a wake-up or a
+            # cancellation crosses one generator frame, not two.
             node = sem._enqueue(n)
             if node is not None:
                 try:
@@ -762,41 +780,8 @@ class _Acquire:
             tracer = sem._tracer
             if tracer is not None:
                 sem._trace(tracer, "granted", n)
-        return Permit(sem, n)
-
-    async def __aenter__(self) -> Permit:
-        self._permit = permit = await self
-        return permit
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        permit = self._permit
-        if permit is not None:
-            self._permit = None
-            permit.release()
-
-    def __repr__(self) -> str:
-        return f"<batchsem acquire({self._n}) on {self._sem!r}>"
-
-
-class Permit:
-    """Ownership of some permits of one semaphore, returned by ``acquire``/``try_acquire``.
-
-    ``release()`` gives them back (idempotent); ``forget()`` drops them without
-    giving them back (the semaphore shrinks). ``with permit:`` and
-    ``async with permit:`` release at exit. A Permit garbage-collected while
-    still holding permits gives them back and emits ``ResourceWarning``.
-    """
-
-    __slots__ = ("_n", "_sem")
-
-    def __init__(self, sem: Semaphore, n: int) -> None:
-        self._sem = sem
         self._n = n
+        return self
 
     @property
     def num_permits(self) -> int:
@@ -848,6 +833,8 @@ class Permit:
         self.release()
 
     async def __aenter__(self) -> Permit:
+        if self._want >= 0:  # a pending ``sem.acquire(n)``: acquire for the block
+            await self
         return self
 
     async def __aexit__(
@@ -859,7 +846,8 @@ class Permit:
         self.release()
 
     def __repr__(self) -> str:
-        return f"<batchsem.Permit permits:{self._n} of {self._sem!r}>"
+        pending = f" pending:{self._want}" if self._want >= 0 else ""
+        return f"<batchsem.Permit permits:{self._n}{pending} of {self._sem!r}>"
 
     def __del__(self) -> None:
         n = self._n

@@ -914,7 +914,7 @@ def test_repr_shows_state(run: Any) -> None:
         waiter = spawn(sem, 2)
         await until(lambda: sem.waiting == 1)
         assert repr(sem) == "<batchsem.Semaphore 'db' [open, permits:0, waiters:1]>"
-        assert "acquire(5)" in repr(sem.acquire(5))
+        assert "pending:5" in repr(sem.acquire(5))
         sem.close()
         assert repr(sem) == "<batchsem.Semaphore 'db' [closed, permits:0, waiters:0]>"
         assert repr(Semaphore(1)) == "<batchsem.Semaphore [open, permits:1, waiters:0]>"
@@ -956,5 +956,28 @@ def test_tracer_releasing_during_acquire_is_safe(run: Any) -> None:
         assert sem.available_permits == 0
         p.release()
         assert sem.available_permits == 2
+
+    run(main)
+
+
+def test_acquire_returns_a_pending_permit_awaitable_once(run: Any) -> None:
+    async def main() -> None:
+        sem = Semaphore(4)
+        pending = sem.acquire(3)
+        assert isinstance(pending, Permit) and pending.num_permits == 0
+        assert sem.available_permits == 4  # nothing taken before it is awaited
+        permit = await pending
+        assert permit is pending and permit.num_permits == 3
+        with pytest.raises(RuntimeError, match="already been acquired"):
+            await permit
+        permit.release()
+        granted = sem.try_acquire(1)
+        with pytest.raises(RuntimeError):
+            await granted
+        granted.release()
+        assert sem.available_permits == 4
+        async with sem.acquire(2) as held:
+            assert held.num_permits == 2 and sem.available_permits == 2
+        assert sem.available_permits == 4
 
     run(main)
