@@ -553,7 +553,8 @@ class Semaphore:
 
         ``permit = await sem.acquire(3)`` or ``async with sem.acquire(3) as permit:``.
         The result is a pending :class:`Permit` that holds the permits once
-        awaited (it can be awaited once). The queue position is taken when the request is first awaited. Free
+        awaited (it can be awaited once). The queue position is taken when it
+        is awaited, not when ``acquire()`` is called. Free
         permits are taken at once and the request queues for the rest; it is
         served in FIFO order. Raises :class:`AcquireError` if the semaphore is
         or becomes closed (handing back anything it had been given).
