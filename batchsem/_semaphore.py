@@ -717,14 +717,16 @@ class Semaphore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        lock = self._lock
-        lock.acquire()
-        try:
-            fast = self._fast and self._head is None and self._permits < MAX_PERMITS
-            if fast:
-                self._permits += 1
-        finally:
-            lock.release()
+        fast = False
+        if self._head is None:  # unlocked hint: with waiters queued, _put serves them
+            lock = self._lock
+            lock.acquire()
+            try:
+                fast = self._fast and self._head is None and self._permits < MAX_PERMITS
+                if fast:
+                    self._permits += 1
+            finally:
+                lock.release()
         if not fast:
             self._put(1)
 
