@@ -132,14 +132,37 @@ class _EmulatedClose:
     later acquires raise it at once.
     """
 
+    batch_lock: Any
+
     def __init__(self) -> None:
         self._tracking = False
         self._closed = False
         self._waiting: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[Any]] = set()
 
-    async def _take(self, n: int) -> None:
+    async def _one(self) -> None:
+        """Acquire one permit of the wrapped semaphore."""
         raise NotImplementedError
+
+    def _give(self, n: int) -> None:
+        """Release ``n`` permits of the wrapped semaphore."""
+        raise NotImplementedError
+
+    async def _take(self, n: int) -> None:
+        """n single acquires; batches hold ``batch_lock`` (see AsyncioLimiter); undone if cut."""
+        if n == 1:
+            await self._one()
+            return
+        taken = 0
+        try:
+            async with self.batch_lock:
+                while taken < n:
+                    await self._one()
+                    taken += 1
+        except BaseException:
+            if taken:
+                self._give(taken)
+            raise
 
     def prepare_close(self) -> None:
         self._tracking = True
@@ -186,26 +209,16 @@ class AsyncioLimiter(_EmulatedClose):
         self.sem = asyncio.Semaphore(permits)
         self.batch_lock = asyncio.Lock()
 
-    async def _take(self, n: int) -> None:
-        sem = self.sem
-        if n == 1:
-            await sem.acquire()
-            return
-        taken = 0
-        try:
-            async with self.batch_lock:
-                while taken < n:
-                    await sem.acquire()
-                    taken += 1
-        except BaseException:
-            for _ in range(taken):
-                sem.release()
-            raise
+    async def _one(self) -> None:
+        await self.sem.acquire()
 
-    def release(self, n: int, handle: object) -> None:
+    def _give(self, n: int) -> None:
         sem = self.sem
         for _ in range(n):
             sem.release()
+
+    def release(self, n: int, handle: object) -> None:
+        self._give(n)
 
     def available(self) -> int | None:
         return self.sem._value
@@ -273,21 +286,11 @@ class AiologicLimiter(_EmulatedClose):
         self.sem = aiologic.Semaphore(permits)
         self.batch_lock = aiologic.Lock()
 
-    async def _take(self, n: int) -> None:
-        sem = self.sem
-        if n == 1:
-            await sem.async_acquire()
-            return
-        taken = 0
-        try:
-            async with self.batch_lock:
-                while taken < n:
-                    await sem.async_acquire()
-                    taken += 1
-        except BaseException:
-            if taken:
-                sem.release(taken)
-            raise
+    async def _one(self) -> None:
+        await self.sem.async_acquire()
+
+    def _give(self, n: int) -> None:
+        self.sem.release(n)
 
     def release(self, n: int, handle: object) -> None:
         self.sem.release(n)

@@ -364,6 +364,30 @@ class Context:
                 raise t.exception()  # type: ignore[misc]
 
 
+def at_most_permits(name: str) -> Callable[[Mapping[str, Any], int, int], None]:
+    """A :attr:`Workload.check`: parameter ``name`` (0 meaning P) may not exceed the permits.
+
+    A request for more permits than the semaphore holds would wait forever.
+    """
+
+    def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
+        value = params[name] or permits
+        if value > permits:
+            raise ParamError(
+                f"--param {name}={value} exceeds --permits {permits}: "
+                "a request that large could never be served"
+            )
+
+    return check
+
+
+async def run_cycles(ctx: Context, cycle: Callable[[Context, int], Awaitable[int]]) -> None:
+    """Run ``cycle(ctx, first_task_id)`` until the deadline (for cycle-based workloads)."""
+    ident = 0
+    while ctx.running():
+        ident = await cycle(ctx, ident)
+
+
 async def hold(seconds: float) -> None:
     """Hold a permit: one ``sleep(0)`` for 0, else sleep that long."""
     await asyncio.sleep(seconds)

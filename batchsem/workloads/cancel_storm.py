@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
 
-from .base import Context, Param, ParamError, Workload
+from .base import Context, Param, Workload, at_most_permits, run_cycles
 
 
 async def body(ctx: Context) -> None:
-    ident = 0
-    while ctx.running():
-        ident = await _cycle(ctx, ident)
+    await run_cycles(ctx, _cycle)
 
 
 async def _cycle(ctx: Context, ident: int) -> int:
@@ -76,11 +72,6 @@ async def _cycle(ctx: Context, ident: int) -> int:
     return ident
 
 
-def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
-    if params["max_batch"] > permits:
-        raise ParamError(f"--param max_batch={params['max_batch']} exceeds --permits {permits}")
-
-
 WORKLOAD = Workload(
     name="cancel-storm",
     description="W waiters queue behind a holder; a random fraction time out; the rest are served",
@@ -91,5 +82,5 @@ WORKLOAD = Workload(
     ),
     body=body,
     classes=("served", "victim"),
-    check=check,
+    check=at_most_permits("max_batch"),
 )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from batchsem import AcquireError
 
-from .base import Context, Param, ParamError, Workload, close_limiter, prepare_close
+from .base import (
+    Context,
+    Param,
+    ParamError,
+    Workload,
+    at_most_permits,
+    close_limiter,
+    prepare_close,
+    run_cycles,
+)
 
 
 async def body(ctx: Context) -> None:
-    ident = 0
-    while ctx.running():
-        ident = await _cycle(ctx, ident)
+    await run_cycles(ctx, _cycle)
 
 
 async def _cycle(ctx: Context, ident: int) -> int:
@@ -60,11 +65,6 @@ async def _cycle(ctx: Context, ident: int) -> int:
     return ident
 
 
-def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
-    if (params["max_batch"] or permits) > permits:
-        raise ParamError(f"--param max_batch exceeds --permits {permits}")
-
-
 WORKLOAD = Workload(
     name="close-storm",
     description="fresh semaphore, W waiters of random sizes behind a holder, close(); repeat",
@@ -76,5 +76,5 @@ WORKLOAD = Workload(
     classes=("waiter",),
     closes=True,
     unit="failed/s",
-    check=check,
+    check=at_most_permits("max_batch"),
 )

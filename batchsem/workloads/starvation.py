@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ._common import closed_worker
-from .base import Context, Param, ParamError, Workload, hold
+from .base import Context, Param, Workload, at_most_permits, hold
 
 
 async def body(ctx: Context) -> None:
@@ -31,14 +28,6 @@ async def body(ctx: Context) -> None:
     await ctx.gather([*small, large_worker()])
 
 
-def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
-    k = params["batch"] or permits
-    if k > permits:
-        raise ParamError(
-            f"--param batch={k} exceeds --permits {permits}: the large request could never run"
-        )
-
-
 WORKLOAD = Workload(
     name="starvation",
     description="T one-permit tasks saturate P permits while one task repeatedly asks for K",
@@ -49,5 +38,5 @@ WORKLOAD = Workload(
     ),
     body=body,
     classes=("small", "large"),
-    check=check,
+    check=at_most_permits("batch"),
 )

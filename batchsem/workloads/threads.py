@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 from ._common import closed_worker
-from .base import Context, Param, ParamError, Workload
+from .base import Context, Param, ParamError, Workload, at_most_permits
 
 
 async def body(ctx: Context) -> None:
@@ -79,11 +77,6 @@ async def body(ctx: Context) -> None:
         raise errors[0]
 
 
-def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
-    if params["max_batch"] > permits:
-        raise ParamError(f"--param max_batch={params['max_batch']} exceeds --permits {permits}")
-
-
 WORKLOAD = Workload(
     name="threads",
     description="tasks on several threads' own event loops (+ acquire_blocking threads) share one",
@@ -94,5 +87,5 @@ WORKLOAD = Workload(
     ),
     body=body,
     threaded=True,
-    check=check,
+    check=at_most_permits("max_batch"),
 )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from .base import Context, Param, ParamError, Workload
+from .base import Context, Param, Workload, at_most_permits
 
 
 async def body(ctx: Context) -> None:
@@ -18,17 +15,11 @@ async def body(ctx: Context) -> None:
         await rec.release(lim, batch, handle)
 
 
-def check(params: Mapping[str, Any], permits: int, tasks: int) -> None:
-    batch = params["batch"]
-    if batch > permits:
-        raise ParamError(f"--param batch={batch} exceeds --permits {permits}: it would never run")
-
-
 WORKLOAD = Workload(
     name="uncontended",
     description="one task acquires and releases permits with nobody else around: the fast path",
     params=(Param("batch", int, 1, "permits per acquire", minimum=1),),
     body=body,
     ceiling=True,
-    check=check,
+    check=at_most_permits("batch"),
 )
