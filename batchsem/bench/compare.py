@@ -109,6 +109,12 @@ def _samples(case: dict[str, Any], metric: Metric) -> list[float]:
 
 
 def _cell(base: dict[str, Any], new: dict[str, Any], metric: Metric, threshold: float) -> Cell:
+    """One metric of one case against the baseline.
+
+    The change judged is that of the values shown (the case summaries: merged
+    latency distributions, mean throughput); the significance test runs on
+    the per-repeat values (:func:`batchsem.bench.stats.compare_samples`).
+    """
     value = metric.summary(new["summary"])
     base_value = metric.summary(base["summary"])
     if value is None or base_value is None:
@@ -121,14 +127,15 @@ def _cell(base: dict[str, Any], new: dict[str, Any], metric: Metric, threshold: 
         worse = not metric.higher_is_better
         tested = len(a) >= 2 and len(b) >= 2
         return Cell(value, None, None, "regressed" if worse else "improved", tested)
+    change = value / base_value - 1.0
+    kwargs: dict[str, Any] = {
+        "threshold": threshold, "higher_is_better": metric.higher_is_better, "change": change
+    }
     try:
-        v = compare_samples(a, b, threshold=threshold, higher_is_better=metric.higher_is_better)
-    except ValueError:  # no per-repeat samples (or a zero mean in them): the summaries alone
-        v = compare_samples(
-            [float(base_value)], [float(value)],
-            threshold=threshold, higher_is_better=metric.higher_is_better,
-        )
-    return Cell(value, v.change, v.p_value, v.verdict, v.p_value is not None)
+        v = compare_samples(a, b, **kwargs)
+    except ValueError:  # no usable per-repeat values (e.g. all zero): the threshold alone
+        v = compare_samples([float(base_value)], [float(value)], **kwargs)
+    return Cell(value, change, v.p_value, v.verdict, v.p_value is not None)
 
 
 def _describe(case: dict[str, Any]) -> str:

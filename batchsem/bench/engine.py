@@ -198,6 +198,37 @@ def run_case(spec: CaseSpec, progress: Progress | None = None) -> dict[str, Any]
         repeats.append(run_repeat(spec, index))
         if progress is not None:
             progress("repeat", index)
+    return summarize_case(spec, repeats)
+
+
+def run_interleaved(
+    specs: list[CaseSpec],
+    done: dict[int, list[RepeatMetrics]],
+    progress: Callable[[CaseSpec, int], None] | None = None,
+) -> None:
+    """Run repeat 1 of every case, then repeat 2 of every case, and so on.
+
+    Cases compared with each other (impls, loops) then share the machine's
+    drift (other load, thermal state) instead of one getting a quiet minute
+    and another a busy one. Repeats are stored in ``done`` (by index into
+    ``specs``) as they finish, so a ``KeyboardInterrupt`` loses none of them.
+    """
+    rounds = max((s.repeats for s in specs), default=0)
+    for index in range(rounds):
+        for i, spec in enumerate(specs):
+            if index >= spec.repeats or spec.unsupported_reason() is not None:
+                continue
+            result = run_repeat(spec, index)
+            done.setdefault(i, []).append(result)
+            if progress is not None:
+                progress(spec, index)
+
+
+def summarize_case(spec: CaseSpec, repeats: list[RepeatMetrics]) -> dict[str, Any]:
+    """The result file's case dict from the repeats that ran (unsupported if none could)."""
+    reason = spec.unsupported_reason()
+    if reason is not None:
+        return unsupported_case(spec, reason)
     expect_fifo = spec.impl.name == "batchsem" and not spec.workload.threaded
     summary, histogram, invariants = summarize_repeats(
         spec.workload, repeats, expect_fifo=expect_fifo
@@ -216,6 +247,8 @@ def run_case(spec: CaseSpec, progress: Progress | None = None) -> dict[str, Any]
         "status": "ok" if all(invariants.values()) else "failed",
         "unit": spec.workload.unit,
     }
+    if len(repeats) < spec.repeats:
+        case["partial"] = f"{len(repeats)} of {spec.repeats} repeats (interrupted)"
     if errors:
         case["errors"] = errors
     notes = list(spec.notes)

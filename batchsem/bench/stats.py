@@ -1,7 +1,6 @@
 """Statistics for benchmark repeats (pure standard library, no numpy/scipy).
 
-Everything here is a pure function of its arguments (the bootstrap is seeded),
-so results are reproducible.
+Everything here is a pure function of its arguments, so results are reproducible.
 
 Conventions used throughout:
 
@@ -16,7 +15,6 @@ Conventions used throughout:
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,7 +23,6 @@ __all__ = [
     "Verdict",
     "VerdictName",
     "WelchResult",
-    "bootstrap_ratio_ci",
     "compare_samples",
     "jain_index",
     "student_t_sf",
@@ -361,66 +358,6 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
 
 
 # ---------------------------------------------------------------------------
-# bootstrap
-
-
-def _quantile_sorted(xs: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted data (R type 7 / numpy default)."""
-    pos = q * (len(xs) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    frac = pos - lo
-    return xs[lo] + (xs[hi] - xs[lo]) * frac
-
-
-def bootstrap_ratio_ci(
-    base: Sequence[float],
-    new: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Percentile-bootstrap confidence interval of ``mean(new) / mean(base)``.
-
-    Returns ``(ratio, low, high)``: ``ratio`` is the point estimate from the
-    data; each of ``resamples`` bootstrap replicates draws ``len(base)`` values
-    from ``base`` and ``len(new)`` values from ``new`` with replacement
-    (independently) and computes the ratio of their means; ``low``/``high``
-    are the ``(1 - confidence)/2`` and ``(1 + confidence)/2`` quantiles of the
-    replicates (linear interpolation). Deterministic for a given ``seed``
-    (``random.Random(seed)``). With one value per side every replicate equals
-    the point estimate, so ``low == ratio == high``: the bootstrap cannot
-    express uncertainty it has not observed.
-
-    Raises ``ValueError`` if a sample is empty, a value is non-finite, any
-    ``base`` value is <= 0 (a ratio of means is only meaningful for positive
-    quantities such as times or throughputs, and this guarantees no replicate
-    divides by zero), ``confidence`` is not in (0, 1) or ``resamples < 1``.
-    """
-    if not base or not new:
-        raise ValueError("bootstrap_ratio_ci needs non-empty samples")
-    _check_finite(base, "base")
-    _check_finite(new, "new")
-    if min(base) <= 0.0:
-        raise ValueError("bootstrap_ratio_ci needs strictly positive base values")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples!r}")
-    ratio = _mean(new) / _mean(base)
-    rng = random.Random(seed)
-    nb, nn = len(base), len(new)
-    fsum = math.fsum
-    reps = sorted(
-        (fsum(rng.choices(new, k=nn)) / nn) / (fsum(rng.choices(base, k=nb)) / nb)
-        for _ in range(resamples)
-    )
-    alpha = 1.0 - confidence
-    return ratio, _quantile_sorted(reps, alpha / 2.0), _quantile_sorted(reps, 1.0 - alpha / 2.0)
-
-
-# ---------------------------------------------------------------------------
 # verdicts
 
 VerdictName = Literal["improved", "regressed", "no change"]
@@ -452,12 +389,15 @@ def compare_samples(
     threshold: float = 0.05,
     higher_is_better: bool = True,
     alpha: float = 0.05,
+    change: float | None = None,
 ) -> Verdict:
     """Decide whether ``new`` is better, worse or the same as ``base``.
 
     Rule, applied in order:
 
-    1. ``change = mean(new) / mean(base) - 1``.
+    1. ``change = mean(new) / mean(base) - 1``, unless the caller gives the
+       change to judge (e.g. of merged distributions, whose per-repeat values
+       are the samples).
     2. Significance: if both samples have at least 2 values, run
        :func:`welch_test` and set ``significant = p_value < alpha``. Otherwise
        (a single value on at least one side) there is no variance estimate:
@@ -487,7 +427,8 @@ def compare_samples(
     mean_base = _mean(base)
     if mean_base <= 0.0:
         raise ValueError(f"compare_samples needs a positive base mean, got {mean_base!r}")
-    change = _mean(new) / mean_base - 1.0
+    if change is None:
+        change = _mean(new) / mean_base - 1.0
 
     p_value: float | None = None
     significant: bool | None = None

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from batchsem.bench import engine, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
+from batchsem.bench.metrics import RepeatMetrics
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
@@ -30,12 +31,13 @@ QUICK_DURATION = 0.1
 def run_cases(
     cases: list[engine.CaseSpec], run: dict[str, Any], save_to: Path, *, quiet: bool
 ) -> bool:
-    """Run the cases with a progress bar, appending to ``run``; True if interrupted.
+    """Run the cases, repeats interleaved, with a progress bar; True if interrupted.
 
-    The run is saved after every case, so an interruption loses nothing that finished.
+    Every case that finished at least one repeat is summarised and saved,
+    also after Ctrl-C.
     """
     err = stderr_console()
-    total = sum(max(1, c.repeats) for c in cases)
+    total = sum(c.repeats for c in cases if c.unsupported_reason() is None)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -45,22 +47,26 @@ def run_cases(
         disable=quiet or not err.is_terminal,
         transient=True,
     )
+    done: dict[int, list[RepeatMetrics]] = {}
     interrupted = False
     with progress:
         bar = progress.add_task("bench", total=total)
-        for spec in cases:
+
+        def advance(spec: engine.CaseSpec, index: int) -> None:
             progress.update(
-                bar, description=f"{spec.workload.name} · {spec.impl.name} · {spec.loop}"
+                bar,
+                advance=1,
+                description=f"repeat {index + 1} · {spec.workload.name} · {spec.impl.name} "
+                f"· {spec.loop}",
             )
-            try:
-                case = engine.run_case(spec, lambda _e, _i: progress.advance(bar))
-            except KeyboardInterrupt:
-                interrupted = True
-                break
-            if case["status"] == "unsupported":
-                progress.advance(bar, spec.repeats)
-            run["cases"].append(case)
-            results.save(run, save_to)
+
+        try:
+            engine.run_interleaved(cases, done, advance)
+        except KeyboardInterrupt:
+            interrupted = True
+    for i, spec in enumerate(cases):
+        if spec.unsupported_reason() is not None or done.get(i):
+            run["cases"].append(engine.summarize_case(spec, done.get(i, [])))
     run["interrupted"] = interrupted
     results.save(run, save_to)
     return interrupted
