@@ -8,6 +8,7 @@ progress through a callback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import random
 import time
@@ -174,6 +175,12 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
         ctx.start_clock()
         await spec.workload.body(ctx)
 
+    # The cyclic garbage collector is paused while a repeat runs, as timeit
+    # does: the recorder's own growing lists would otherwise make every
+    # collection slower, billed to whichever implementation allocates more.
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     t0 = time.perf_counter_ns()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -184,6 +191,9 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
         error = str(exc)
     except BaseException as exc:
         error = "".join(traceback.format_exception_only(exc)).strip()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     elapsed = (time.perf_counter_ns() - t0) / 1e9
     return measure_repeat(spec.workload, spec.impl, spec.permits, ctx, elapsed, error)
 
