@@ -292,47 +292,6 @@ class Semaphore:
 
     # ------------------------------------------ locked steps (lock held, no allocation)
 
-    def _begin_locked(self, node: _Waiter) -> bool:
-        """Take free permits for an open semaphore's ``node``, queue it for the rest.
-
-        Returns True if it was fully served at once. A request for 0 permits is
-        served at once even behind queued waiters (as in Tokio).
-        """
-        needed = node.needed
-        if self._head is None:
-            free = self._permits
-            if free >= needed:
-                self._permits = free - needed
-                node.assigned = needed
-                return True
-            node.assigned = free
-            self._permits = 0
-        elif needed == 0:
-            return True
-        node.queued = True
-        node.prev = tail = self._tail
-        if tail is None:
-            self._head = node
-        else:
-            tail.next = node
-        self._tail = node
-        self._waiting += 1
-        return False
-
-    def _unlink_locked(self, node: _Waiter) -> None:
-        prev, nxt = node.prev, node.next
-        if prev is None:
-            self._head = nxt
-        else:
-            prev.next = nxt
-        if nxt is None:
-            self._tail = prev
-        else:
-            nxt.prev = prev
-        node.prev = node.next = None
-        node.queued = False
-        self._waiting -= 1
-
     def _assign_locked(self, rem: int) -> _Waiter | None:
         """Hand ``rem`` permits to the queue, head first; the rest to the counter.
 
@@ -405,7 +364,18 @@ class Semaphore:
         lock.acquire()
         try:
             if node.queued:
-                self._unlink_locked(node)
+                prev, nxt = node.prev, node.next
+                if prev is None:
+                    self._head = nxt
+                else:
+                    prev.next = nxt
+                if nxt is None:
+                    self._tail = prev
+                else:
+                    nxt.prev = prev
+                node.prev = node.next = None
+                node.queued = False
+                self._waiting -= 1
             n = node.assigned
             if n:
                 node.assigned = 0
@@ -584,38 +554,61 @@ class Semaphore:
             self._trace(tracer, "granted", n)
         return Permit(self, n)
 
-    def _enqueue(self, n: int) -> _Waiter | None:
-        """Start an async request the fast path could not serve; the node to wait on.
+    def _begin(self, node: _Waiter) -> bool:
+        """Start a request the fast path could not serve; True if it must wait on ``node``.
 
-        Takes what is free and queues for the rest, re-checking everything under
-        the lock; returns None if the request was served at once. Raises
-        :class:`AcquireError` if closed, ``RuntimeError`` outside a running loop.
+        Under the lock: takes what is free if nobody is queued (all of it if
+        enough), and links ``node`` at the tail for the rest. A request for 0
+        permits is served at once even behind queued waiters (as in Tokio).
+        Raises :class:`AcquireError` if the semaphore is closed.
         """
-        loop = _get_running_loop()
-        if loop is None:
-            raise RuntimeError("no running event loop")
-        node = _Waiter(n, loop, loop.create_future(), None)
+        needed = node.needed
         lock = self._lock
         lock.acquire()
         try:
             closed = self._closed
-            done = closed or self._begin_locked(node)
+            wait = False
+            if closed:
+                pass
+            elif self._head is None:
+                free = self._permits
+                if free >= needed:
+                    self._permits = free - needed
+                    node.assigned = needed
+                else:
+                    node.assigned = free
+                    self._permits = 0
+                    wait = True
+            elif needed:
+                wait = True
+            if wait:
+                node.queued = True
+                node.prev = tail = self._tail
+                if tail is None:
+                    self._head = node
+                else:
+                    tail.next = node
+                self._tail = node
+                self._waiting += 1
         finally:
             lock.release()
         tracer = self._tracer
         if tracer is not None:
-            self._trace(tracer, "failed_closed" if closed else "acquire", n)
+            self._trace(tracer, "failed_closed" if closed else "acquire", needed)
         if closed:
             raise AcquireError()
-        return None if done else node
+        return wait
 
-    def _waited(self, node: _Waiter) -> None:
-        """The waiter on ``node`` resumed normally: AcquireError (giving back) if closed since."""
-        # _closed only goes from False to True, so reading it unlocked is safe:
-        # a stale False means close() came after this grant.
-        if self._closed:
-            self._abandon(node)
-            raise AcquireError()
+    def _new_async_waiter(self, n: int) -> _Waiter:
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError("no running event loop")
+        return _Waiter(n, loop, loop.create_future(), None)
+
+    def _finish_closed(self, node: _Waiter) -> None:
+        """A served waiter resumed after close(): give back what it held; AcquireError."""
+        self._abandon(node)
+        raise AcquireError()
 
     def _failed(self, node: _Waiter) -> None:
         """The waiter on ``node`` was cancelled or failed: give back everything it had."""
@@ -634,11 +627,14 @@ class Semaphore:
         (:meth:`Permit.__await__` has the same few lines inline, so that a
         wake-up or a cancellation crosses one generator frame, not two.)
         """
-        node = self._enqueue(n)
-        if node is not None:
+        node = self._new_async_waiter(n)
+        if self._begin(node):
             try:
                 yield from node.fut  # type: ignore[misc]
-                self._waited(node)
+                # _closed only goes from False to True, so reading it unlocked
+                # is safe: a stale False means close() came after this grant.
+                if self._closed:
+                    self._finish_closed(node)
             except BaseException:
                 self._failed(node)
                 raise
@@ -664,14 +660,7 @@ class Semaphore:
         event = threading.Event()
         node = _Waiter(n, None, None, event)
         tracer = self._tracer
-        with self._lock:
-            closed = self._closed
-            done = closed or self._begin_locked(node)
-        if tracer is not None:
-            self._trace(tracer, "failed_closed" if closed else "acquire", n)
-        if closed:
-            raise AcquireError()
-        if not done:
+        if self._begin(node):
             try:
                 if not event.wait(timeout):
                     with self._lock:
@@ -681,12 +670,9 @@ class Semaphore:
                     if not signalled:
                         raise TimeoutError(f"no {n} permits within {timeout} s")
                 if self._closed:
-                    self._abandon(node)
-                    raise AcquireError()
+                    self._finish_closed(node)
             except BaseException:
-                self._abandon(node)
-                if tracer is not None:
-                    self._trace(tracer, "failed_closed" if self._closed else "cancelled", n)
+                self._failed(node)
                 raise
         if tracer is not None:
             self._trace(tracer, "granted", n)
@@ -772,11 +758,12 @@ class Permit:
         if not fast:
             # The slow path of Semaphore._wait, inline so that a wake-up or a
             # cancellation crosses one generator frame, not two.
-            node = sem._enqueue(n)
-            if node is not None:
+            node = sem._new_async_waiter(n)
+            if sem._begin(node):
                 try:
                     yield from node.fut  # type: ignore[misc]
-                    sem._waited(node)
+                    if sem._closed:  # see Semaphore._wait
+                        sem._finish_closed(node)
                 except BaseException:
                     sem._failed(node)
                     raise

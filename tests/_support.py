@@ -119,7 +119,7 @@ class RecordingSemaphore(Semaphore):
 
     The test sets ``next_rid`` right before awaiting ``acquire``; the request's node is
     mapped to it. ``grants`` is the real grant order. Use with a tracer so every
-    ``acquire`` goes through ``_begin_locked`` (the tracer-less fast path bypasses it).
+    ``acquire`` goes through ``_begin`` (the tracer-less fast path bypasses it).
     """
 
     def __init__(self, permits: int, **kwargs: Any) -> None:
@@ -129,14 +129,15 @@ class RecordingSemaphore(Semaphore):
         self.grants: list[int | None] = []
         self._in_put = False
 
-    def _begin_locked(self, node: Any) -> bool:
+    def _begin(self, node: Any) -> bool:
+        # Mapped before the node is visible to anyone; these tests are single-threaded.
         self.rid_of[node] = self.next_rid
-        done = super()._begin_locked(node)
+        wait = super()._begin(node)
         # Immediate grants are recorded only when traced (then every acquire comes
         # here); untraced, they may also take the unrecorded fast path.
-        if done and self._tracer is not None:
+        if not wait and self._tracer is not None:
             self.grants.append(self.next_rid)
-        return done
+        return wait
 
     def _assign_locked(self, rem: int) -> Any:
         served = super()._assign_locked(rem)

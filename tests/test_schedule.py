@@ -46,7 +46,7 @@ class Scenario:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed * 7919 + 1)
         self.permits = self.rng.randint(1, 8)
-        # A tracer forces every acquire through _begin_locked, where grants are recorded.
+        # A tracer forces every acquire through _begin, where grants are recorded.
         self.events: list[str] = []
         self.sem = RecordingSemaphore(self.permits, tracer=lambda e: self.events.append(e.kind))
         self.model = Model(self.permits)

@@ -206,7 +206,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
         # (Resumption order is not checked: wake-ups from outside the loop go through
         # call_soon_threadsafe and may legitimately run after later in-loop wake-ups.)
         assert set(self.resumed_ok) <= set(model.grant_order)
-        if self.traced:  # every acquire went through _begin_locked
+        if self.traced:  # every acquire went through _begin
             assert sem.grants == model.grant_order
         else:  # the fast path is not recorded; queued requests all are
             assert sem.grants == [r for r in model.grant_order if r in model.queued_ever]
