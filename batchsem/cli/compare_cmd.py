@@ -118,7 +118,8 @@ def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: b
             change = "" if r.get("change") is None else f"{r['change']:+.1%}"
             base = "-" if r.get("base_mean") is None else f"{r['base_mean'] * 1e9:.1f} ns"
             new = "-" if r.get("new_mean") is None else f"{r['new_mean'] * 1e9:.1f} ns"
-            table.add_row(r["name"], base, new, change, r["verdict"])
+            # Text(): names like "async-with[batchsem,uvloop]" are not rich markup.
+            table.add_row(Text(r["name"]), base, new, change, r["verdict"])
         console().print(table)
     if fail_on_regression and any(r["verdict"] == "slower" for r in rows):
         raise SystemExit(1)

@@ -178,13 +178,13 @@ def environment_table(run: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("created", str(run.get("created")))
-    table.add_row("command", " ".join(run.get("command", [])))
+    table.add_row("created", Text(str(run.get("created"))))
+    table.add_row("command", Text(" ".join(run.get("command", []))))
     env = run.get("environment", {})
     for key in ("python", "implementation", "platform", "cpu_count", "batchsem", "uvloop",
                 "aiologic"):
         if key in env:
-            table.add_row(key, str(env[key]))
+            table.add_row(key, Text(str(env[key])))
     if run.get("interrupted"):
         table.add_row("note", Text("interrupted: only the cases that finished", style="yellow"))
     return table
