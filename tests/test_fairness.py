@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from batchsem.bench.fairness import (
     OvertakeStats,
     _scan_block,
-    max_wait_ratio,
     overtakes,
     starved,
 )
@@ -272,7 +271,7 @@ def test_scan_alone_matches_brute_force(
     assert per == brute_force(req, grant)
 
 
-# --- starved / max_wait_ratio ---------------------------------------------------
+# --- starved ---------------------------------------------------
 
 
 def test_starved() -> None:
@@ -283,11 +282,3 @@ def test_starved() -> None:
         starved({"a": -1})
 
 
-def test_max_wait_ratio() -> None:
-    assert max_wait_ratio([]) == 0.0
-    assert max_wait_ratio([1.0, 2.0, 10.0]) == 5.0
-    assert max_wait_ratio([1.0, 3.0, 5.0, 20.0]) == 5.0  # median (3 + 5) / 2 = 4
-    assert max_wait_ratio([2.0, 2.0]) == 1.0
-    assert max_wait_ratio([0.0, 0.0, 7.0]) == 0.0  # median 0: not meaningful
-    with pytest.raises(ValueError):
-        max_wait_ratio([1.0, -0.5])

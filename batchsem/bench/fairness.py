@@ -11,7 +11,6 @@ fed from memory or from a saved run.
 from __future__ import annotations
 
 import math
-import statistics
 from bisect import bisect_left
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from itertools import compress, islice, pairwise
 from operator import gt, le, lt
 from typing import TypeVar, cast
 
-__all__ = ["OvertakeStats", "max_wait_ratio", "overtakes", "starved"]
+__all__ = ["OvertakeStats", "overtakes", "starved"]
 
 _K = TypeVar("_K", bound=Hashable)
 
@@ -272,23 +271,3 @@ def starved(completions_per_task: Mapping[_K, int]) -> int:
         if done == 0:
             count += 1
     return count
-
-
-def max_wait_ratio(waits: Sequence[float]) -> float:
-    """Worst wait relative to the typical wait: ``max(waits) / median(waits)``.
-
-    The median of an even number of values is the mean of the middle two.
-    Returns 0.0 for an empty sequence, and also when the median is 0 (at least
-    half the requests did not wait at all): the ratio is then undefined or
-    infinite, and 0.0 marks "not meaningful" rather than a fairness problem —
-    look at the wait distribution itself in that case. Raises ``ValueError``
-    for negative waits.
-    """
-    if not waits:
-        return 0.0
-    if min(waits) < 0:
-        raise ValueError("waits must be non-negative")
-    median = statistics.median(waits)
-    if median == 0:
-        return 0.0
-    return float(max(waits)) / float(median)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchsem.bench.fairness import overtakes
+from batchsem.bench.fairness import overtakes, starved
 from batchsem.bench.impls import Impl
 from batchsem.bench.latency import LatencyRecorder
 from batchsem.bench.stats import jain_index, summarize
@@ -87,7 +87,7 @@ def _jain(m: ClassMetrics) -> float | None:
 
 
 def _starved(m: ClassMetrics) -> int:
-    return sum(1 for t in m.tasks if m.work.get(t, 0) == 0)
+    return starved({t: m.work.get(t, 0) for t in m.tasks})
 
 
 def measure_repeat(
