@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from batchsem.bench import engine, loops, results
 from batchsem.bench.impls import UnknownImpl
@@ -128,6 +129,7 @@ def bench(
         duration = QUICK_DURATION if quick else SUITE_DURATION
     if repeats is None:
         repeats = 2 if quick else 3
+    params = parse_params(param_opt)
     try:
         cases = engine.plan(
             names,
@@ -139,7 +141,7 @@ def bench(
             repeats=repeats,
             seed=seed,
             rate=rate,
-            params=parse_params(param_opt),
+            params=params,
             ceiling=not no_ceiling,
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
@@ -160,7 +162,7 @@ def bench(
         "permits": permits,
         "seed": seed,
         "rate": rate,
-        "params": parse_params(param_opt),
+        "params": params,
     }
     run = results.new_run("bench", ["batchsem", *sys.argv[1:]], settings)
     with contextlib.ExitStack() as stack:
@@ -187,7 +189,7 @@ def _report(run: dict[str, Any], save_to: Path, *, as_json: bool, interrupted: b
         out = console()
         out.print(workload_tables(run["cases"]))
         _warn_fifo(run, out)
-    err.print(f"[dim]saved {save_to}[/dim]")
+    err.print(Text(f"saved {save_to}", style="dim"))
     if interrupted:
         err.print("[yellow]interrupted: saved the cases that finished[/yellow]")
         raise SystemExit(130)
@@ -238,4 +240,6 @@ def _micro(
     code = subprocess.call(cmd)
     if code != 0:
         raise SystemExit(code)
-    stderr_console().print(f"[dim]saved {save_to} (pyperf format: python -m pyperf show)[/dim]")
+    stderr_console().print(
+        Text(f"saved {save_to} (pyperf format: python -m pyperf show)", style="dim")
+    )

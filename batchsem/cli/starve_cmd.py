@@ -166,7 +166,7 @@ def starve_test(
                     "[/bold red] "
                     + "; ".join(v["reasons"])
                 )
-    err.print(f"[dim]saved {save_to}[/dim]")
+    err.print(Text(f"saved {save_to}", style="dim"))
     if interrupted:
         raise SystemExit(130)
     failed = [c for c in run["cases"] if c["status"] == "failed"]
