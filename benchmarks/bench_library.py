@@ -226,9 +226,10 @@ async def cancel_asyncio(waiters: int, order: str, seed: int) -> Timing:
     return elapsed
 
 
-async def contended_batchsem(tasks: int, permits: int, per_task: int) -> Timing:
-    """Scenario 4, batchsem: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
-    sem = batchsem.Semaphore(permits)
+async def _contended(
+    sem: batchsem.Semaphore | asyncio.Semaphore, tasks: int, per_task: int
+) -> Timing:
+    """Scenario 4: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
 
     async def worker() -> None:
         for _ in range(per_task):
@@ -237,23 +238,21 @@ async def contended_batchsem(tasks: int, permits: int, per_task: int) -> Timing:
 
     t0 = _start()
     await asyncio.gather(*[worker() for _ in range(tasks)])
-    elapsed = _stop(t0)
+    return _stop(t0)
+
+
+async def contended_batchsem(tasks: int, permits: int, per_task: int) -> Timing:
+    """Scenario 4 on batchsem.Semaphore(permits)."""
+    sem = batchsem.Semaphore(permits)
+    elapsed = await _contended(sem, tasks, per_task)
     _check(sem.available_permits == permits and sem.waiting == 0, "batchsem contended")
     return elapsed
 
 
 async def contended_asyncio(tasks: int, permits: int, per_task: int) -> Timing:
-    """Scenario 4, asyncio: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
+    """Scenario 4 on asyncio.Semaphore(permits)."""
     sem = asyncio.Semaphore(permits)
-
-    async def worker() -> None:
-        for _ in range(per_task):
-            async with sem:
-                await asyncio.sleep(0)
-
-    t0 = _start()
-    await asyncio.gather(*[worker() for _ in range(tasks)])
-    elapsed = _stop(t0)
+    elapsed = await _contended(sem, tasks, per_task)
     _check(sem._value == permits and _asyncio_waiting(sem) == 0, "asyncio contended")
     return elapsed
 
