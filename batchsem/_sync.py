@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from ._errors import NoPermits
-from ._semaphore import Permit, Semaphore, TraceEvent, TraceFn, emit
+from ._semaphore import Permit, Semaphore, TraceEvent, TraceFn, _take_contended, emit
 
 __all__ = ["MAX_READS", "Mutex", "ReadGuard", "RwLock", "WriteGuard"]
 
@@ -51,11 +51,18 @@ class Mutex:
         sem = self._sem
         # The check and the release are one atomic step (two racing release()
         # calls must not both succeed), so this bypasses add_permits.
-        with sem._lock:
+        lock = sem._lock
+        try:
+            lock.pop()
+        except IndexError:
+            _take_contended(lock)
+        try:
             held = sem._permits == 0
             woken = sem._assign_locked(1) if held else None
             available = sem._permits
             waiting = sem._waiting
+        finally:
+            lock.append(True)
         if not held:
             raise RuntimeError("Lock is not acquired.")
         if woken is not None:

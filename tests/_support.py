@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchsem import Semaphore
+from batchsem._semaphore import _ASSIGNED, _NEEDED, _NEXT, _PREV, _QUEUED
 
 uvloop: Any
 try:
@@ -99,16 +100,17 @@ def real_queue(sem: Semaphore) -> list[tuple[int, int]]:
     prev = None
     node = sem._head
     while node is not None:
-        assert node.prev is prev, "broken prev link"
-        assert node.queued, "linked node not flagged queued"
-        assert 0 <= node.assigned <= node.needed
+        assert node[_PREV] is prev, "broken prev link"
+        assert node[_QUEUED], "linked node not flagged queued"
+        assert 0 <= node[_ASSIGNED] <= node[_NEEDED]
         if out:
-            assert node.assigned == 0, "only the head may hold a partial reservation"
-        out.append((node.needed, node.assigned))
+            assert node[_ASSIGNED] == 0, "only the head may hold a partial reservation"
+        out.append((node[_NEEDED], node[_ASSIGNED]))
         prev = node
-        node = node.next
+        node = node[_NEXT]
     assert sem._tail is prev, "tail does not point at the last node"
     assert len(out) == sem.waiting, "waiting count disagrees with the list"
+    assert list(sem._lock) == [True], "the lock is held, or its token was duplicated"
     if out:
         assert sem.available_permits == 0, "free permits while someone is queued"
     return out
@@ -125,26 +127,29 @@ class RecordingSemaphore(Semaphore):
     def __init__(self, permits: int, **kwargs: Any) -> None:
         super().__init__(permits, **kwargs)
         self.next_rid: int | None = None
-        self.rid_of: dict[Any, int | None] = {}
+        # id(node) -> request id. Nodes are lists (unhashable); an id reused by a
+        # later node is remapped in that node's _begin before it can be served.
+        self.rid_of: dict[int, int | None] = {}
         self.grants: list[int | None] = []
         self._in_put = False
 
-    def _begin(self, node: Any) -> bool:
-        # Mapped before the node is visible to anyone; these tests are single-threaded.
-        self.rid_of[node] = self.next_rid
-        wait = super()._begin(node)
+    def _begin(self, n: int, event: Any = None) -> Any:
+        node = super()._begin(n, event)
+        # Mapped before anyone can serve the node: these tests are single-threaded.
+        if node is not None:
+            self.rid_of[id(node)] = self.next_rid
         # Immediate grants are recorded only when traced (then every acquire comes
         # here); untraced, they may also take the unrecorded fast path.
-        if not wait and self._tracer is not None:
+        elif self._tracer is not None:
             self.grants.append(self.next_rid)
-        return wait
+        return node
 
     def _assign_locked(self, rem: int) -> Any:
         served = super()._assign_locked(rem)
         node = served
-        while node is not None and not self._in_put:  # served waiters, chained by .next
-            self.grants.append(self.rid_of.get(node))
-            node = node.next
+        while node is not None and not self._in_put:  # served waiters, chained by _NEXT
+            self.grants.append(self.rid_of.get(id(node)))
+            node = node[_NEXT]
         return served
 
     def _put(self, n: int) -> None:
@@ -154,18 +159,18 @@ class RecordingSemaphore(Semaphore):
         # every predicted node must really have been served.
         predicted = []
         node, rem = (self._head, n) if self._fast else (None, 0)
-        while node is not None and rem >= node.needed - node.assigned:
-            rem -= node.needed - node.assigned
+        while node is not None and rem >= node[_NEEDED] - node[_ASSIGNED]:
+            rem -= node[_NEEDED] - node[_ASSIGNED]
             predicted.append(node)
-            node = node.next
+            node = node[_NEXT]
         self._in_put = bool(predicted) or self._fast
         try:
             super()._put(n)
         finally:
             self._in_put = False
         for node in predicted:
-            assert not node.queued and node.assigned == node.needed, "served out of order"
-            self.grants.append(self.rid_of.get(node))
+            assert not node[_QUEUED] and node[_ASSIGNED] == node[_NEEDED], "served out of order"
+            self.grants.append(self.rid_of.get(id(node)))
 
 
 @dataclass

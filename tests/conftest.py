@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,3 +51,14 @@ def loop_factory(loop_name: str) -> Callable[[], Any]:
 def run(loop_name: str) -> Callable[[Callable[[], Any]], Any]:
     """``run(coro_fn)``: run ``coro_fn()`` on a fresh loop of the parametrised kind."""
     return lambda coro_fn: run_async(coro_fn, loop_name)
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads far more often than the default 5 ms, to interleave more finely."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)

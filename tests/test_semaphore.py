@@ -415,6 +415,29 @@ def test_cancel_fully_granted_before_resume(run: Any, with_next_waiter: bool) ->
     run(main)
 
 
+@pytest.mark.parametrize("released", [2, 3])
+def test_release_reaching_a_cancelled_waiter_before_it_runs(run: Any, released: int) -> None:
+    # The waiter's future is already cancelled when the release serves it: waking it
+    # must not raise, and its task hands the permits on when it runs. 2 is the
+    # exact hand-over to the head, 3 serves both waiters as one chain.
+    async def main() -> None:
+        sem = Semaphore(0)
+        first = spawn(sem, 2)
+        await until(lambda: sem.waiting == 1)
+        second = spawn(sem, 1)
+        await until(lambda: sem.waiting == 2)
+        first.cancel()
+        sem.release(released)
+        await asyncio.gather(first, return_exceptions=True)
+        assert first.cancelled()
+        p = await second
+        assert p.num_permits == 1
+        assert sem.available_permits == released - 1
+        assert sem.waiting == 0
+
+    run(main)
+
+
 def test_cancel_after_cross_thread_grant_before_resume(run: Any) -> None:
     async def main() -> None:
         sem = Semaphore(0)

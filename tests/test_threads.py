@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,17 +14,6 @@ from _support import HAVE_UVLOOP, new_loop, spin_until
 from batchsem import AcquireError, Semaphore
 
 JOIN_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def fast_switching() -> Any:
-    """Switch threads far more often than the default 5 ms, to interleave more finely."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 def _loop_names(k: int) -> list[str]:
@@ -77,10 +65,18 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
     tasks_per_loop, ops_per_task = 8, 150
     blocking_threads, ops_per_blocking = 2, 500
 
+    async def block(pause: int) -> None:
+        async with sem:  # the inline one-permit paths of __aenter__/__aexit__
+            for _ in range(pause):
+                await asyncio.sleep(0)
+
     async def async_worker(rng: random.Random) -> None:
         for _ in range(ops_per_task):
-            n = rng.randint(1, permits)
-            fut = asyncio.ensure_future(sem.acquire(n))
+            in_block = rng.random() < 0.3
+            n = 1 if in_block else rng.randint(1, permits)
+            fut: asyncio.Future[Any] = asyncio.ensure_future(
+                block(rng.randint(0, 2)) if in_block else sem.acquire(n)
+            )
             cancel_after = rng.randint(0, 3) if rng.random() < 0.15 else None
             if cancel_after is not None:
                 for _ in range(cancel_after):
@@ -89,6 +85,10 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
             await asyncio.wait([fut])
             if fut.cancelled():
                 bump("async_cancelled")
+                continue
+            if in_block:
+                fut.result()
+                bump("async")
                 continue
             permit = fut.result()
             assert permit.num_permits == n
