@@ -183,16 +183,29 @@ def _cancel_order(tasks: list[Task], order: str, seed: int) -> list[Task]:
     return victims
 
 
-async def _time_cancel(tasks: list[Task], victims: list[Task]) -> Timing:
-    """The measured part of scenario 3: cancel every task and run the loop until all are done."""
+async def _time_cancel(tasks: list[Task], victims: list[Task], wait: str) -> Timing:
+    """The measured part of scenario 3: cancel every task and run the loop until all are done.
+
+    ``wait="drain"`` yields to the loop until every task has finished: their
+    wake-ups are already scheduled, so one loop iteration runs them all, and
+    nothing but the cancellations themselves is timed. ``wait="gather"`` awaits
+    ``asyncio.gather(*tasks, return_exceptions=True)`` instead, which adds
+    gather's own done-callback and result slot per task to both sides.
+    """
     t0 = _start()
     for t in victims:
         t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if wait == "gather":
+        await asyncio.gather(*tasks, return_exceptions=True)
+    elif wait == "drain":
+        while not all(t.done() for t in tasks):
+            await asyncio.sleep(0)
+    else:
+        raise ValueError(f"unknown wait {wait!r}")
     return _stop(t0)
 
 
-async def cancel_batchsem(waiters: int, order: str, seed: int) -> Timing:
+async def cancel_batchsem(waiters: int, order: str, seed: int, wait: str = "drain") -> Timing:
     """Scenario 3, batchsem: cancel ``waiters`` tasks queued in ``acquire(1)`` on Semaphore(0)."""
     sem = batchsem.Semaphore(0)
 
@@ -203,13 +216,13 @@ async def cancel_batchsem(waiters: int, order: str, seed: int) -> Timing:
     while sem.waiting < waiters:
         await asyncio.sleep(0)
     victims = _cancel_order(tasks, order, seed)
-    elapsed = await _time_cancel(tasks, victims)
+    elapsed = await _time_cancel(tasks, victims, wait)
     _check(all(t.cancelled() for t in tasks), "batchsem cancel: a task was not cancelled")
     _check(sem.waiting == 0 and sem.available_permits == 0, "batchsem cancel: queue not empty")
     return elapsed
 
 
-async def cancel_asyncio(waiters: int, order: str, seed: int) -> Timing:
+async def cancel_asyncio(waiters: int, order: str, seed: int, wait: str = "drain") -> Timing:
     """Scenario 3, asyncio: cancel ``waiters`` tasks queued in ``acquire()`` on Semaphore(0)."""
     sem = asyncio.Semaphore(0)
 
@@ -220,7 +233,7 @@ async def cancel_asyncio(waiters: int, order: str, seed: int) -> Timing:
     while _asyncio_waiting(sem) < waiters:
         await asyncio.sleep(0)
     victims = _cancel_order(tasks, order, seed)
-    elapsed = await _time_cancel(tasks, victims)
+    elapsed = await _time_cancel(tasks, victims, wait)
     _check(all(t.cancelled() for t in tasks), "asyncio cancel: a task was not cancelled")
     _check(_asyncio_waiting(sem) == 0 and sem._value == 0, "asyncio cancel: queue not empty")
     return elapsed
@@ -300,12 +313,12 @@ def build_scenarios(sizes: Sizes) -> list[Scenario]:
     contended_ops = s.contended_tasks * per_task
     k = s.batch_permits
 
-    def cancel(order: str) -> dict[str, RunFn]:
+    def cancel(order: str, wait: str = "drain") -> dict[str, RunFn]:
         async def run_bs(seed: int) -> Timing:
-            return await cancel_batchsem(n_cancel, order, seed)
+            return await cancel_batchsem(n_cancel, order, seed, wait)
 
         async def run_aio(seed: int) -> Timing:
-            return await cancel_asyncio(n_cancel, order, seed)
+            return await cancel_asyncio(n_cancel, order, seed, wait)
 
         return {"batchsem": run_bs, "asyncio": run_aio}
 
@@ -363,6 +376,15 @@ def build_scenarios(sizes: Sizes) -> list[Scenario]:
             target=None,
             target_text="(info)",
             runs=cancel("fifo"),
+        ),
+        Scenario(
+            key="cancel_gather",
+            title=f"3c cancel {n_cancel:,}, random order, then gather()",
+            unit="cancellation",
+            ops=n_cancel,
+            target=None,
+            target_text="(info)",
+            runs=cancel("random", "gather"),
         ),
         Scenario(
             key="contended",
@@ -677,7 +699,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=("uncontended", "batch", "cancel_random", "cancel_fifo", "contended"),
+        choices=(
+            "uncontended", "batch", "cancel_random", "cancel_fifo", "cancel_gather", "contended"
+        ),
         help="run only this scenario (repeatable)",
     )
     parser.add_argument(
