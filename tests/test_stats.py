@@ -32,6 +32,7 @@ from batchsem.bench.stats import (
     Verdict,
     WelchResult,
     compare_samples,
+    holm_adjust,
     jain_index,
     student_t_sf,
     summarize,
@@ -364,3 +365,42 @@ def test_compare_judges_the_given_change() -> None:
     noisy_free = [x * 1.4 for x in base]
     v = compare_samples(base, noisy_free, higher_is_better=False, change=0.4)
     assert v.verdict == "regressed"
+
+
+# ---------------------------------------------------------------------------
+# Holm's adjustment
+
+
+def test_holm_by_hand() -> None:
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 = 0.04 -> 0.06 (monotone)
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == [1.0, 1.0]  # capped
+    assert holm_adjust([0.02]) == [0.02]  # one test: nothing to adjust
+    assert holm_adjust([]) == []
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError):
+            holm_adjust([0.1, bad])
+
+
+def _holm_rejects(ps: list[float], alpha: float) -> set[int]:
+    """Holm's step-down procedure as usually stated: reject in order until one fails."""
+    out: set[int] = set()
+    for rank, i in enumerate(sorted(range(len(ps)), key=lambda i: ps[i])):
+        if ps[i] >= alpha / (len(ps) - rank):
+            break
+        out.add(i)
+    return out
+
+
+@given(st.lists(st.floats(0.0, 1.0), max_size=40), st.sampled_from([0.01, 0.05, 0.1]))
+def test_holm_adjusted_values_reject_what_the_procedure_rejects(
+    ps: list[float], alpha: float
+) -> None:
+    adjusted = holm_adjust(ps)
+    assert all(a >= p for a, p in zip(adjusted, ps, strict=True))
+    assert all(a <= 1.0 for a in adjusted)
+    # Scaling by (m - rank) is exact for the tiny p-values hypothesis likes, but a
+    # product that lands on alpha may round either way: skip those ties.
+    if any(math.isclose(p * k, alpha, rel_tol=1e-9) for p in ps for k in range(1, len(ps) + 1)):
+        return
+    assert {i for i, a in enumerate(adjusted) if a < alpha} == _holm_rejects(ps, alpha)

@@ -2,21 +2,27 @@
 
 A change counts (improved / regressed) only if it is outside the threshold
 *and* statistically real given the repeats (Welch's t-test on the per-repeat
-values, see :func:`batchsem.bench.stats.compare_samples`). With a single
-repeat on either side nothing can be tested; the verdict then rests on the
-threshold alone and is marked untested.
+values, see :func:`batchsem.bench.stats.compare_samples`). A comparison runs
+one test per case, metric and run, so the p-values are adjusted with Holm's
+procedure over all of them (:func:`batchsem.bench.stats.holm_adjust`): the
+chance that *any* unchanged metric is flagged stays below ``ALPHA``. With a
+single repeat on either side nothing can be tested; the verdict then rests on
+the threshold alone and is marked untested.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from batchsem.bench.results import case_key
-from batchsem.bench.stats import compare_samples
+from batchsem.bench.stats import compare_samples, holm_adjust
 
-__all__ = ["METRICS", "Cell", "Comparison", "compare_runs", "compare_within"]
+__all__ = ["ALPHA", "METRICS", "Cell", "Comparison", "compare_runs", "compare_within"]
+
+#: Family-wise significance level of a comparison (Holm-adjusted Welch p-values).
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,10 @@ class Cell:
 
     value: float | None
     change: float | None  # new / base - 1
-    p_value: float | None
+    p_value: float | None  # Welch's, for this metric alone
     verdict: str  # "improved" | "regressed" | "no change" | "baseline" | "n/a"
     tested: bool  # a significance test could be made (>= 2 repeats on both sides)
+    p_adjusted: float | None = None  # Holm-adjusted over the comparison; decides the verdict
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class Comparison:
     labels: list[str]
     rows: list[Row]
     unmatched: list[tuple[str, str]]  # (label of the run it is in, case)
+
+    @property
+    def tests(self) -> int:
+        """How many significance tests the comparison made (the size of Holm's family)."""
+        return sum(1 for r in self.rows for c in r.cells if c.p_value is not None)
 
     @property
     def regressions(self) -> int:
@@ -96,6 +108,8 @@ class Comparison:
             "unmatched": [{"run": run, "case": case} for run, case in self.unmatched],
             "regressions": self.regressions,
             "improvements": self.improvements,
+            "tests": self.tests,
+            "alpha": ALPHA,
         }
 
 
@@ -138,6 +152,25 @@ def _cell(base: dict[str, Any], new: dict[str, Any], metric: Metric, threshold: 
     return Cell(value, change, v.p_value, v.verdict, v.p_value is not None)
 
 
+def _adjust(rows: list[Row]) -> list[Row]:
+    """Holm-adjust every tested cell's p-value over all of ``rows``; re-decide the verdicts.
+
+    Adjusting only raises p-values, so a verdict can only go from improved or
+    regressed to "no change" (a change within the noise of this many tests).
+    """
+    tested = [(i, j) for i, r in enumerate(rows) for j, c in enumerate(r.cells)
+              if c.p_value is not None]
+    adjusted = holm_adjust([rows[i].cells[j].p_value or 0.0 for i, j in tested])
+    cells = [list(r.cells) for r in rows]
+    for (i, j), p in zip(tested, adjusted, strict=True):
+        cell = cells[i][j]
+        verdict = cell.verdict
+        if verdict in ("improved", "regressed") and p >= ALPHA:
+            verdict = "no change"
+        cells[i][j] = replace(cell, p_adjusted=p, verdict=verdict)
+    return [Row(r.case, r.metric, c) for r, c in zip(rows, cells, strict=True)]
+
+
 def _describe(case: dict[str, Any]) -> str:
     return f"{case['workload']} {case['impl']} {case['loop']}"
 
@@ -173,7 +206,7 @@ def compare_runs(
         for key, case in m.items():
             if sum(1 for other in maps if key in other) < len(maps):
                 unmatched.append((label, _describe(case)))
-    return Comparison(labels, rows, unmatched)
+    return Comparison(labels, _adjust(rows), unmatched)
 
 
 def compare_within(run: dict[str, Any], by: str, threshold: float = 0.05) -> Comparison:
@@ -216,4 +249,4 @@ def compare_within(run: dict[str, Any], by: str, threshold: float = 0.05) -> Com
                 else:
                     cells.append(Cell(None, None, None, "n/a", False))
             rows.append(Row(label, metric.name, cells))
-    return Comparison(values, rows, unmatched)
+    return Comparison(values, _adjust(rows), unmatched)

@@ -12,7 +12,10 @@ Rule for a verdict (lower time is better):
 * ``p_value`` is the two-sided p-value of Welch's t-test
   (:func:`batchsem.bench.stats.welch_test`), or None when a side has fewer
   than 2 values (e.g. a ``--debug-single-value`` run): nothing can be tested;
-* ``significant`` is ``abs(change) > threshold and p_value < 0.05``;
+* ``p_adjusted`` is ``p_value`` after Holm's adjustment over every tested row
+  of the comparison (:func:`batchsem.bench.stats.holm_adjust`), so that the
+  chance of flagging any unchanged benchmark stays below 0.05;
+* ``significant`` is ``abs(change) > threshold and p_adjusted < 0.05``;
 * ``verdict`` is "faster" / "slower" when significant (by the sign of
   ``change``), else "no change".
 
@@ -31,7 +34,7 @@ from typing import Any
 
 import pyperf
 
-from batchsem.bench.stats import welch_test
+from batchsem.bench.stats import holm_adjust, welch_test
 
 __all__ = ["ALPHA", "compare_pyperf", "is_pyperf_file", "load_suite"]
 
@@ -114,8 +117,7 @@ def _compare_one(
         raise ValueError(f"{base}: benchmark {name!r} has a non-positive mean")
     change = new_mean / base_mean - 1.0
     p_value = welch_test(b, a).p_value if len(a) >= 2 and len(b) >= 2 else None
-    significant = abs(change) > threshold and p_value is not None and p_value < ALPHA
-    verdict = ("slower" if change > 0.0 else "faster") if significant else "no change"
+    # The verdict is decided in compare_pyperf, once every p-value is known.
     return {
         "name": name,
         "file": str(new),
@@ -124,9 +126,26 @@ def _compare_one(
         "new_mean": new_mean,
         "change": change,
         "p_value": p_value,
-        "verdict": verdict,
-        "significant": significant,
+        "p_adjusted": None,
+        "verdict": "no change",
+        "significant": False,
+        "_threshold": threshold,
     }
+
+
+def _decide(rows: list[dict[str, Any]]) -> None:
+    """Holm-adjust the tested rows' p-values together and set their verdicts."""
+    tested = [r for r in rows if r["p_value"] is not None]
+    for r, p in zip(tested, holm_adjust([r["p_value"] for r in tested]), strict=True):
+        r["p_adjusted"] = p
+    for r in rows:
+        threshold = r.pop("_threshold", None)
+        if threshold is None:  # a "missing in ..." row
+            continue
+        p = r["p_adjusted"]
+        r["significant"] = abs(r["change"]) > threshold and p is not None and p < ALPHA
+        if r["significant"]:
+            r["verdict"] = "slower" if r["change"] > 0.0 else "faster"
 
 
 def _missing(name: str, new: Path, bench: Any, in_base: bool) -> dict[str, Any]:
@@ -139,6 +158,7 @@ def _missing(name: str, new: Path, bench: Any, in_base: bool) -> dict[str, Any]:
         "new_mean": None if in_base else mean,
         "change": None,
         "p_value": None,
+        "p_adjusted": None,
         "verdict": "missing in new" if in_base else "missing in base",
         "significant": False,
     }
@@ -152,9 +172,10 @@ def compare_pyperf(base: Path, others: list[Path], threshold: float) -> list[dic
     the other file. Keys: ``name``, ``file`` (the other file), ``unit``,
     ``base_mean``, ``new_mean``, ``change`` (``new_mean / base_mean - 1``; on
     times, negative = faster), ``p_value`` (Welch, None if not testable),
-    ``verdict`` ("faster", "slower", "no change", "missing in new",
-    "missing in base") and ``significant`` (the change is beyond
-    ``threshold`` and p < 0.05). See the module docstring for the rule.
+    ``p_adjusted`` (Holm over all tested rows), ``verdict`` ("faster",
+    "slower", "no change", "missing in new", "missing in base") and
+    ``significant`` (the change is beyond ``threshold`` and the adjusted
+    p < 0.05). See the module docstring for the rule.
 
     Raises ``ValueError`` (one line) for an unreadable or corrupt file, a
     negative threshold, or a benchmark whose unit differs between files.
@@ -176,4 +197,5 @@ def compare_pyperf(base: Path, others: list[Path], threshold: float) -> list[dic
         for name, new_bench in new_benches.items():
             if name not in base_benches:
                 rows.append(_missing(name, other, new_bench, in_base=False))
+    _decide(rows)
     return rows

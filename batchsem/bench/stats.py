@@ -24,6 +24,7 @@ __all__ = [
     "VerdictName",
     "WelchResult",
     "compare_samples",
+    "holm_adjust",
     "jain_index",
     "student_t_sf",
     "summarize",
@@ -444,6 +445,30 @@ def compare_samples(
     else:
         verdict = "regressed"
     return Verdict(change=change, p_value=p_value, significant=significant, verdict=verdict)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    A comparison tests many metrics at once; at ``p < 0.05`` each, about one
+    in twenty unchanged metrics would still be flagged. Holm's step-down
+    procedure controls the chance of *any* false flag (the family-wise error
+    rate) at the same level: sorted ascending, the i-th smallest p-value (from
+    0) of m is multiplied by ``m - i``, made non-decreasing, and capped at 1.
+    Then ``adjusted < alpha`` rejects exactly the hypotheses Holm's procedure
+    rejects at ``alpha``. Raises ``ValueError`` for a value outside [0, 1].
+    """
+    m = len(p_values)
+    for p in p_values:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p-values must be in [0, 1], got {p!r}")
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 # ---------------------------------------------------------------------------

@@ -56,8 +56,9 @@ def _cell_text(metric: str, cell: Cell) -> tuple[str, str]:
     verdict = cell.verdict
     if verdict in ("improved", "regressed") and not cell.tested:
         verdict += "?"  # past the threshold, but too few repeats to test it
-    if cell.p_value is not None and verdict != "n/a":
-        verdict += f" p={cell.p_value:.2g}"
+    p = cell.p_value if cell.p_adjusted is None else cell.p_adjusted
+    if p is not None and verdict != "n/a":
+        verdict += f" p={p:.2g}"
     return value + change, verdict
 
 
@@ -140,8 +141,9 @@ def compare(
     """Compare RUNS (result files or directories; the first is the baseline).
 
     A change counts only if it is outside --threshold and statistically real
-    given the repeats (Welch's t-test, p < 0.05). '?' marks a change that
-    could not be tested (a single repeat).
+    given the repeats: Welch's t-test, p < 0.05 after Holm's adjustment over
+    every test of the comparison (the p shown is the adjusted one). '?' marks
+    a change that could not be tested (a single repeat).
     """
     if not threshold >= 0:  # also rejects nan, which would make every verdict meaningless
         fail(f"--threshold must be >= 0, got {threshold}")
@@ -185,7 +187,7 @@ def compare(
             out.print(f"[yellow]only in {run}:[/yellow] {case}")
         out.print(
             f"{cmp.regressions} regressed, {cmp.improvements} improved "
-            f"(threshold {threshold:.0%}, Welch p < 0.05)"
+            f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} tests)"
         )
     if fail_on_regression and cmp.regressions:
         raise SystemExit(1)
