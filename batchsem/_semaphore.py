@@ -173,7 +173,7 @@ _THREAD: Final = 6
 # thread at a time can hold the token. On CPython 3.11 taking and returning it
 # costs about 40 ns against about 90 ns for a threading.Lock round (argument
 # parsing plus two atomic semaphore operations), and every acquire and release
-# takes it once; an uncontended ``async with sem`` is about 1.25x faster for it.
+# takes it once; an uncontended ``async with sem`` is about 1.3x faster for it.
 # The hot paths spell it out:
 #
 #     try:
