@@ -7,49 +7,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from _cli import assert_one_line_error, invoke, run_main
 
 from batchsem.bench import loops, results
 from batchsem.bench.impls import BUILTIN
-from batchsem.cli import cli, main
 from batchsem.workloads import REGISTRY
 
 LOOPS = loops.available()
 TINY = ["--duration", "0.05", "--repeat", "1", "--tasks", "4", "--permits", "4"]
 MAIN = "from batchsem.cli import main; main()"
-
-
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(cli, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def run_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """Call the console-script entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["batchsem", *args])
-    code: Any = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return int(code or 0), out, err
-
-
-def assert_one_line_error(code: int, err: str, fragment: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("batchsem: error:"), err
-    assert fragment in lines[0]
-    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------- bench
@@ -156,21 +124,6 @@ BENCH_BAD_INPUTS = [
     (["contended", "--tasks", "abc"], "'abc' is not a valid integer"),
     (["contended", "--no-such-option"], "No such option"),
 ]
-
-
-@pytest.mark.parametrize(("args", "fragment"), BENCH_BAD_INPUTS)
-def test_bench_bad_input_one_line_exit_2(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    args: list[str],
-    fragment: str,
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run_main(monkeypatch, capsys, "bench", *args)
-    assert_one_line_error(code, err, fragment)
-    assert out == ""
-    assert not (tmp_path / "results").exists()  # nothing was measured or saved
 
 
 def test_bench_output_under_a_file_is_rejected(tmp_path: Path) -> None:
@@ -340,15 +293,21 @@ STARVE_BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "fragment"), STARVE_BAD_INPUTS)
-def test_starve_test_bad_input_exit_2(
+@pytest.mark.parametrize(
+    ("command", "args", "fragment"),
+    [("bench", *case) for case in BENCH_BAD_INPUTS]
+    + [("starve-test", *case) for case in STARVE_BAD_INPUTS],
+)
+def test_bad_input_one_line_exit_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
+    command: str,
     args: list[str],
     fragment: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_main(monkeypatch, capsys, "starve-test", *args)
+    code, out, err = run_main(monkeypatch, capsys, command, *args)
     assert_one_line_error(code, err, fragment)
     assert out == ""
+    assert not (tmp_path / "results").exists()  # nothing was measured or saved

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+import _cli
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from batchsem.bench import engine, results
 from batchsem.bench.compare import METRICS, compare_runs, compare_within
-from batchsem.cli import cli, main
 
 METRIC_NAMES = [m.name for m in METRICS]
 
@@ -81,31 +80,18 @@ def write(path: Path, run: dict[str, Any]) -> str:
 
 
 def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(cli, ["compare", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return _cli.invoke("compare", *args)
 
 
 def run_main(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["batchsem", "compare", *args])
-    code: Any = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return int(code or 0), out, err
+    return _cli.run_main(monkeypatch, capsys, "compare", *args)
 
 
 def one_line_error(result: Result, fragment: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("batchsem: error:")
-    assert fragment in lines[0]
+    _cli.assert_one_line_error(result.exit_code, result.stderr, fragment)
     assert "Traceback" not in result.output
 
 

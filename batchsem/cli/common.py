@@ -63,12 +63,21 @@ def parse_params(values: Sequence[str]) -> dict[str, str]:
 
 
 def output_path(output: str | None, label: str) -> Path:
-    """Where a run is saved: ``--output`` (a file, or a directory for the default name)."""
-    from batchsem.bench.results import default_path
+    """Where a run is saved: ``--output`` (a file, or a directory for the default name).
+
+    Checked before anything is measured: a path that cannot be written exits 2
+    with one line, so no run is lost at the end.
+    """
+    from batchsem.bench.results import ResultError, check_writable, default_path
 
     if output is None:
-        return default_path(label)
-    path = Path(output)
-    if path.is_dir() or output.endswith(("/", os.sep)):
-        return default_path(label, path)
+        path = default_path(label)
+    else:
+        path = Path(output)
+        if path.is_dir() or output.endswith(("/", os.sep)):
+            path = default_path(label, path)
+    try:
+        check_writable(path)
+    except ResultError as exc:
+        fail(str(exc))
     return path

@@ -37,6 +37,11 @@ def fmt_us(value: float | None) -> str:
     return f"{value:.3g} µs"
 
 
+def _latency_cells(lat: dict[str, Any]) -> list[str]:
+    """The p50, p99, p99.9 and max columns of a latency summary (``-`` where missing)."""
+    return [fmt_us(lat.get(key)) for key in ("p50", "p99", "p99_9", "max")]
+
+
 def _num(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
@@ -130,10 +135,7 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
             c["loop"],
             rate,
             fmt_rate(s["throughput_permits"]["mean"]),
-            fmt_us(lat.get("p50")),
-            fmt_us(lat.get("p99")),
-            fmt_us(lat.get("p99_9")),
-            fmt_us(lat.get("max")),
+            *_latency_cells(lat),
             _num(fair["jain"]),
             overt,
         ]
@@ -154,10 +156,7 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
                     "",
                     Text(f"{cs['completed']} done", style="dim"),
                     "",
-                    fmt_us(clat.get("p50")),
-                    fmt_us(clat.get("p99")),
-                    fmt_us(clat.get("p99_9")),
-                    fmt_us(clat.get("max")),
+                    *_latency_cells(clat),
                     _num(cf["jain"]),
                     sub_overt,
                 ]
