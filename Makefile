@@ -3,18 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Development installs every extra: the tool (cli), its tests, the peer limiters.
+EXTRAS := cli,test,peers
 
-.PHONY: test bench lint typecheck clean
+.PHONY: test bench lint typecheck docs dist dist-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "batchsem needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check batchsem tests benchmarks
+	$(BIN)/ruff check batchsem tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict batchsem
@@ -25,5 +27,18 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/batchsem bench
 
+# Regenerate the option reference in docs/cli.md from the click commands.
+docs: $(STAMP)
+	$(BIN)/python tools/cli_docs.py
+
+# Build the sdist and wheel into dist/ and check them (metadata, README rendering, contents).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+dist-check: dist
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/check-wheel-contents dist/*.whl
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis dist build

@@ -10,7 +10,7 @@ from ._errors import AcquireError, Closed, NoPermits, TryAcquireError
 from ._semaphore import MAX_PERMITS, Permit, Semaphore, TraceEvent
 from ._sync import MAX_READS, Mutex, ReadGuard, RwLock, WriteGuard
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MAX_PERMITS",

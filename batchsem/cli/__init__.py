@@ -10,30 +10,36 @@ import click
 from batchsem import __version__
 
 from .common import UserError
+from .completion import examples
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=examples(
+        ("batchsem bench --quick", "the default suite in ~10 s; ~1 min without --quick"),
+        ("batchsem starve-test --impl batchsem,condition", "exit 1: condition starves"),
+        ("batchsem compare before.json after.json", "faster or fairer, and is it real?"),
+        ("batchsem COMMAND --help", "options and examples of a command"),
+        ("batchsem completion --help", "shell completion"),
+    ) + "\n\nExit codes: 0 ok; 1 an invariant failed, a limiter starves or a regression was "
+    "found; 2 a usage error (one line, never a traceback). Reference: docs/cli.md.",
+)
 @click.version_option(__version__, prog_name="batchsem")
 def cli() -> None:
-    """Benchmark and diagnose semaphores: throughput, latency percentiles and fairness.
-
-    \b
-    batchsem bench                 the default suite (about a minute); --quick for ~10 s
-    batchsem starve-test           does a semaphore starve large requests? (exit 1 if so)
-    batchsem compare A.json B.json did a change make things faster or fairer?
-    batchsem show RUN.json         a saved run, with latency histograms
-    batchsem list                  workloads, implementations, loops
+    """Benchmark and diagnose semaphores and other concurrency limiters: throughput,
+    latency percentiles and fairness, with statistics that say whether a change is real.
     """
 
 
 def _register() -> None:
     from .bench_cmd import bench
     from .compare_cmd import compare
+    from .completion import completion
     from .list_cmd import list_cmd
     from .show_cmd import show
     from .starve_cmd import starve_test
 
-    for command in (bench, starve_test, compare, show, list_cmd):
+    for command in (bench, starve_test, compare, show, list_cmd, completion):
         cli.add_command(command)
 
 

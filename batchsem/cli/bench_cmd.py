@@ -14,7 +14,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from batchsem.bench import engine, loops, results
+from batchsem.bench import engine, impls, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import RepeatMetrics
@@ -22,6 +22,7 @@ from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
 from .common import console, fail, output_path, parse_params, split_list, stderr_console
+from .completion import complete_impls, complete_loops, complete_workloads, examples, listing
 from .render import workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
@@ -73,12 +74,28 @@ def run_cases(
     return interrupted
 
 
-@click.command()
-@click.argument("workloads", nargs=-1)
-@click.option("--impl", "impl_opt", multiple=True, help="implementations, comma-separated "
-              "(batchsem, asyncio, condition, aiologic, null, module:attr) [batchsem,asyncio]")
-@click.option("--loop", "loop_opt", multiple=True, help="event loops: asyncio, uvloop "
-              "[every available one]")
+BENCH_EPILOG = "\n\n".join((
+    examples(
+        ("batchsem bench --quick", "every workload, batchsem vs asyncio, ~10 s"),
+        ("batchsem bench contended starvation --impl batchsem,asyncio,condition", ""),
+        ("batchsem bench contended --tasks 256 --param hold=0.001", "a workload's knob"),
+        ("batchsem bench batch-mix --rate 20000 --loop uvloop", "open loop"),
+        ("batchsem bench --micro --quick", "pyperf micro-benchmarks"),
+    ),
+    listing("Workloads", REGISTRY, " ('batchsem list' shows their --param keys)"),
+    listing("Implementations (--impl)", [*impls.BUILTIN, "module:attr (your own factory)"]),
+))
+
+
+@click.command(
+    short_help="Measure throughput, latency and fairness of limiters",
+    epilog=BENCH_EPILOG,
+)
+@click.argument("workloads", nargs=-1, shell_complete=complete_workloads)
+@click.option("--impl", "impl_opt", multiple=True, shell_complete=complete_impls,
+              help="implementations, comma-separated (see below) [batchsem,asyncio]")
+@click.option("--loop", "loop_opt", multiple=True, shell_complete=complete_loops,
+              help=f"event loops: {', '.join(loops.LOOPS)} [every available one]")
 @click.option("--duration", type=float, default=None,
               help=f"seconds per repeat [{SUITE_DURATION}; --quick {QUICK_DURATION}]")
 @click.option("--repeat", "repeats", type=int, default=None, help="repeats per case [3; --quick 2]")

@@ -14,6 +14,7 @@ from batchsem.bench import results
 from batchsem.bench.compare import Cell, Comparison, compare_runs, compare_within
 
 from .common import console, fail
+from .completion import examples
 from .render import fmt_rate, fmt_us
 
 _STYLE = {"improved": "bold green", "regressed": "bold red", "no change": "dim"}
@@ -126,8 +127,16 @@ def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: b
         raise SystemExit(1)
 
 
-@click.command()
-@click.argument("runs", nargs=-1, required=True)
+@click.command(
+    short_help="Compare saved runs: what changed, and is it real?",
+    epilog=examples(
+        ("batchsem compare results/before.json results/after.json", "after vs before"),
+        ("batchsem compare before.json after.json --fail-on-regression", "a CI gate"),
+        ("batchsem compare results/run.json --by impl", "impls of one run"),
+        ("batchsem compare a.json b.json --format markdown", "for a pull request"),
+    ),
+)
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option("--threshold", type=float, default=0.05, show_default=True,
               help="smallest relative change that counts")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),

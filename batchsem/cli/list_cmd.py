@@ -9,9 +9,14 @@ from batchsem.bench import impls, loops
 from batchsem.workloads import REGISTRY
 
 from .common import console
+from .completion import examples
 
 
-@click.command("list")
+@click.command(
+    "list",
+    short_help="List workloads, implementations and event loops",
+    epilog=examples(("batchsem list", "")),
+)
 def list_cmd() -> None:
     """List the workloads (parameters, defaults), implementations and event loops."""
     out = console()
@@ -45,7 +50,8 @@ def list_cmd() -> None:
             "yes" if impl.thread_safe else "no",
             impl.description,
         )
-    table.add_row("module:attr", "-", "if declared", "your factory(permits) -> limiter (README)")
+    table.add_row("module:attr", "-", "if declared",
+                  "your factory(permits) -> limiter (docs/cli.md)")
     out.print(table)
 
     table = Table(title="event loops (--loop)", title_justify="left", header_style="bold")

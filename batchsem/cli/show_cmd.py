@@ -10,10 +10,17 @@ from batchsem.bench import results
 from batchsem.bench.latency import LatencyRecorder
 
 from .common import console, fail
+from .completion import examples
 from .render import environment_table, histogram_panel, workload_tables
 
 
-@click.command()
+@click.command(
+    short_help="Render a saved run, with latency histograms",
+    epilog=examples(
+        ("batchsem show results/run.json", ""),
+        ("batchsem show results/run.json --no-histograms", "only the tables"),
+    ),
+)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--no-histograms", is_flag=True, help="only the tables")
 @click.option("--buckets", type=click.IntRange(4, 60), default=16, show_default=True,

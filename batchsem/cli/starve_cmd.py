@@ -18,6 +18,7 @@ from batchsem.workloads import ParamError
 
 from .bench_cmd import run_cases
 from .common import console, fail, output_path, split_list, stderr_console
+from .completion import complete_impls, complete_loops, examples
 from .render import fmt_us
 
 # A FIFO semaphore makes the large request wait for at most the requests queued
@@ -61,10 +62,19 @@ def verdict(case: dict[str, Any], deadline: float) -> dict[str, Any]:
     }
 
 
-@click.command("starve-test")
-@click.option("--impl", "impl_opt", multiple=True, help="implementations, comma-separated "
-              "[batchsem]")
-@click.option("--loop", "loop_opt", multiple=True, help="event loops [every available one]")
+@click.command(
+    "starve-test",
+    short_help="Pass/fail: does a limiter starve large requests?",
+    epilog=examples(
+        ("batchsem starve-test", "batchsem alone: exit 0"),
+        ("batchsem starve-test --impl batchsem,condition", "exit 1: condition starves"),
+        ("batchsem starve-test --impl mypool:make_limiter --permits 16 --batch 16", ""),
+    ),
+)
+@click.option("--impl", "impl_opt", multiple=True, shell_complete=complete_impls,
+              help="implementations, comma-separated [batchsem]")
+@click.option("--loop", "loop_opt", multiple=True, shell_complete=complete_loops,
+              help="event loops [every available one]")
 @click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
 @click.option("--batch", type=int, default=None, help="the large request's size K [P]")
 @click.option("--small-tasks", type=int, default=32, show_default=True,
