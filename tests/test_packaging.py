@@ -25,7 +25,7 @@ from batchsem import _entry
 ROOT = Path(__file__).resolve().parent.parent
 # Only these may sit at the top of the sdist; anything else is a stray file that would ship.
 SDIST_TOP = {
-    "batchsem", "tests", "docs", "benchmarks", "tools", "batchsem.egg-info",
+    "batchsem", "tests", "docs", "benchmarks", "tools", "results", "batchsem.egg-info",
     "LICENSE", "README.md", "CHANGELOG.md", "Makefile", "MANIFEST.in", "PKG-INFO",
     "pyproject.toml", "setup.py", "setup.cfg",
 }
