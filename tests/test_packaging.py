@@ -22,7 +22,8 @@ import pytest
 import batchsem
 from batchsem import _entry
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository root, wherever this file sits under tests/.
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 # Only these may sit at the top of the sdist; anything else is a stray file that would ship.
 SDIST_TOP = {
     "batchsem", "tests", "docs", "benchmarks", "tools", "results", "batchsem.egg-info",

@@ -10,7 +10,7 @@ import click
 from batchsem import __version__
 
 from .common import UserError
-from .completion import examples
+from .helptext import examples
 
 
 @click.group(

@@ -22,7 +22,8 @@ from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
 from .common import console, fail, output_path, parse_params, split_list, stderr_console
-from .completion import complete_impls, complete_loops, complete_workloads, examples, listing
+from .completion import complete_impls, complete_loops, complete_workloads
+from .helptext import examples, listing
 from .render import workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")

@@ -14,7 +14,7 @@ from batchsem.bench import results
 from batchsem.bench.compare import Cell, Comparison, compare_runs, compare_within
 
 from .common import console, fail
-from .completion import examples
+from .helptext import examples
 from .render import fmt_rate, fmt_us
 
 _STYLE = {"improved": "bold green", "regressed": "bold red", "no change": "dim"}

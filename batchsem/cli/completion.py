@@ -1,4 +1,4 @@
-"""Shell completion (``batchsem completion bash|zsh|fish``) and the help texts' example epilogs.
+"""Shell completion: ``batchsem completion bash|zsh|fish`` and the names click cannot know.
 
 Completion is click's own mechanism: the printed script calls ``batchsem`` with
 ``_BATCHSEM_COMPLETE`` set, and click answers from the command tree. The
@@ -8,36 +8,17 @@ and loop names, also after a comma in the comma-separated options.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Iterable
 
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
+from .helptext import examples
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_BATCHSEM_COMPLETE"
 
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
-
-
-# Help text is kept within this width so that it reads whole in an 80-column terminal.
-HELP_WIDTH = 76
-
-
-def examples(*lines: tuple[str, str]) -> str:
-    """A help epilog listing ``(command, what it does)`` pairs, kept verbatim by click.
-
-    Each example is one copy-pasteable line, ``command  # what it does``.
-    """
-    body = "\n".join(f"  {cmd}  # {what}" if what else f"  {cmd}" for cmd, what in lines)
-    return f"\b\nExamples:\n{body}"
-
-
-def listing(title: str, names: Iterable[str], tail: str = "") -> str:
-    """An epilog paragraph ``title: a, b, c tail`` wrapped without splitting a name."""
-    text = f"{title}: {', '.join(names)}{tail}"
-    lines = textwrap.wrap(text, HELP_WIDTH, break_on_hyphens=False, break_long_words=False)
-    return "\b\n" + "\n".join(lines)
 
 
 def _names(values: Callable[[], Iterable[str]], *, comma_list: bool) -> Completer:

@@ -9,7 +9,7 @@ from batchsem.bench import impls, loops
 from batchsem.workloads import REGISTRY
 
 from .common import console
-from .completion import examples
+from .helptext import examples
 
 
 @click.command(

@@ -10,7 +10,7 @@ from batchsem.bench import results
 from batchsem.bench.latency import LatencyRecorder
 
 from .common import console, fail
-from .completion import examples
+from .helptext import examples
 from .render import environment_table, histogram_panel, workload_tables
 
 

@@ -18,7 +18,8 @@ from batchsem.workloads import ParamError
 
 from .bench_cmd import run_cases
 from .common import console, fail, output_path, split_list, stderr_console
-from .completion import complete_impls, complete_loops, examples
+from .completion import complete_impls, complete_loops
+from .helptext import examples
 from .render import fmt_us
 
 # A FIFO semaphore makes the large request wait for at most the requests queued
