@@ -825,6 +825,17 @@ class BoundedSemaphore(Semaphore):
 
     _bounded: ClassVar[bool] = True
 
+    def __init__(
+        self,
+        value: int = 1,
+        *,
+        name: str | None = None,
+        tracer: TraceFn | None = None,
+        debug: bool | None = None,
+    ) -> None:
+        # The same signature as Semaphore's, so errors name BoundedSemaphore.
+        super().__init__(value, name=name, tracer=tracer, debug=debug)
+
 
 class Acquire:
     """A pending ``sem.acquire(n)``: await it once for a :class:`Permit`, or ``async with`` it.
@@ -976,7 +987,7 @@ class Permit:
             self._n = 0
             try:
                 self._sem._put(n)
-            except BaseException:
+            except ValueError:  # refused before anything changed (over the limit)
                 self._n += n
                 raise
 
