@@ -5,10 +5,13 @@ cancelled waiter leaves the queue in O(1) without searching for itself
 (``collections.deque.remove`` is O(n), which is what makes cancelling many
 queued ``asyncio.Semaphore`` waiters quadratic).
 
-This module owns every change to a node. Permits are handed to the queue head
-first (:meth:`WaitList.assign`); a head that needs more than it is given keeps
-what it got (a partial reservation) and nothing goes past it. Served nodes are
-unlinked and returned as a chain (through ``next``) for the caller to wake with
+This module owns every change to a node, except two copies in
+``Semaphore.__aenter__``/``__aexit__`` (tagged "inline of", with their measured
+gain) of :meth:`WaitList.push` and of the exact-fit case of
+:meth:`WaitList.assign`. Permits are handed to the queue head first
+(:meth:`WaitList.assign`); a head that needs more than it is given keeps what it
+got (a partial reservation) and nothing goes past it. Served nodes are unlinked
+and returned as a chain (through ``next``) for the caller to wake with
 :func:`wake` once it has released its lock.
 
 Lock discipline: every :class:`WaitList` method and every write to a node's
