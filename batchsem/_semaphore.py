@@ -743,8 +743,9 @@ class Semaphore:
             try:
                 waiters = self._waiters
                 tail = waiters.tail
-                queued = self._fast and tail is not None
-                if queued:
+                queued = False
+                if self._fast and tail is not None:
+                    queued = True
                     # inline of WaitList.push
                     new.assigned = 0
                     new.queued = True
