@@ -42,6 +42,11 @@ Shared Python objects the core must use rather than redefine: the errors of
 tracer that raises is logged, never propagated) and ``batchsem._trace.SemaphoreStatistics``.
 ``Mutex`` and ``RwLock`` are the Python classes of ``batchsem._sync`` bound to the core's
 ``BoundedSemaphore`` with ``batchsem._sync.bind``; they use only the public surface above.
+
+``tests/core/test_differential.py`` applies random operation sequences to the core and to
+the Python reference and requires identical observable results (return values, exception
+types, ``statistics()``, the queue snapshot, task states). ``tests/core/test_cpython_locks.py``
+holds CPython's own Semaphore and Lock tests.
 """
 
 from __future__ import annotations
