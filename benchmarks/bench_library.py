@@ -123,6 +123,33 @@ async def uncontended_asyncio(iters: int) -> Timing:
     return elapsed
 
 
+async def _idiom(sem: batchsem.Semaphore | asyncio.Semaphore, iters: int) -> Timing:
+    """Scenario 1b: the asyncio idiom ``await sem.acquire(); sem.release()`` on Semaphore(1)."""
+    acquire = sem.acquire
+    release = sem.release
+    t0 = _start()
+    for _ in range(iters):
+        await acquire()
+        release()
+    return _stop(t0)
+
+
+async def idiom_batchsem(iters: int) -> Timing:
+    """Scenario 1b on batchsem.Semaphore(1) (the Permit is discarded, as with asyncio)."""
+    sem = batchsem.Semaphore(1)
+    elapsed = await _idiom(sem, iters)
+    _check(sem.available_permits == 1 and sem.waiting == 0, "batchsem idiom")
+    return elapsed
+
+
+async def idiom_asyncio(iters: int) -> Timing:
+    """Scenario 1b on asyncio.Semaphore(1)."""
+    sem = asyncio.Semaphore(1)
+    elapsed = await _idiom(sem, iters)
+    _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio idiom")
+    return elapsed
+
+
 async def batch_batchsem(iters: int, permits: int) -> Timing:
     """Scenario 2, batchsem: ``p = await sem.acquire(8); p.release()`` on Semaphore(8)."""
     sem = batchsem.Semaphore(permits)
@@ -328,6 +355,12 @@ def build_scenarios(sizes: Sizes) -> list[Scenario]:
     async def unc_aio(seed: int) -> Timing:
         return await uncontended_asyncio(s.uncontended_iters)
 
+    async def idiom_bs(seed: int) -> Timing:
+        return await idiom_batchsem(s.uncontended_iters)
+
+    async def idiom_aio(seed: int) -> Timing:
+        return await idiom_asyncio(s.uncontended_iters)
+
     async def batch_bs(seed: int) -> Timing:
         return await batch_batchsem(s.batch_iters, s.batch_permits)
 
@@ -349,6 +382,15 @@ def build_scenarios(sizes: Sizes) -> list[Scenario]:
             target=1.2,
             target_text=">=1.2x",
             runs={"batchsem": unc_bs, "asyncio": unc_aio},
+        ),
+        Scenario(
+            key="idiom",
+            title="1b `await sem.acquire(); sem.release()` (Sem(1))",
+            unit="acquire+release",
+            ops=s.uncontended_iters,
+            target=None,
+            target_text="(info)",
+            runs={"batchsem": idiom_bs, "asyncio": idiom_aio},
         ),
         Scenario(
             key="batch",
@@ -647,6 +689,7 @@ def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool)
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "batchsem": getattr(batchsem, "__version__", "?"),
+        "batchsem_implementation": getattr(batchsem, "IMPLEMENTATION", "python"),
         "uvloop": uvloop_version(),
         "loops": list(loops),
         "rounds": rounds,
@@ -661,12 +704,15 @@ def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool)
 
 
 def _source_digest() -> str | None:
-    """sha256 of the batchsem/_semaphore.py that was measured (the library may be edited)."""
-    path = Path(getattr(batchsem, "__file__", "")).with_name("_semaphore.py")
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    """sha256 over the library's core modules that were measured (the library may be edited)."""
+    package = Path(getattr(batchsem, "__file__", "")).parent
+    digest = hashlib.sha256()
+    for name in ("_semaphore.py", "_waitlist.py", "_lock.py", "_sync.py"):
+        try:
+            digest.update((package / name).read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()
 
 
 def _loadavg() -> list[float] | None:
@@ -700,7 +746,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scenario",
         action="append",
         choices=(
-            "uncontended", "batch", "cancel_random", "cancel_fifo", "cancel_gather", "contended"
+            "uncontended",
+            "idiom",
+            "batch",
+            "cancel_random",
+            "cancel_fifo",
+            "cancel_gather",
+            "contended",
         ),
         help="run only this scenario (repeatable)",
     )
@@ -733,7 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = describe_env(sizes, rounds, list(loops), args.gc)
 
     print(
-        f"batchsem {env['batchsem']} vs asyncio.Semaphore | Python {env['python']} "
+        f"batchsem {env['batchsem']} ({env['batchsem_implementation']}) vs asyncio.Semaphore"
+        f" | Python {env['python']} "
         f"({env['implementation']}) | uvloop {env['uvloop'] or 'not available'} | "
         f"{env['platform']} | {env['cpu_count']} CPUs",
         file=sys.stderr,
