@@ -81,8 +81,10 @@ WORKLOAD = Workload(
     name="threads",
     description="tasks on several threads' own event loops (+ acquire_blocking threads) share one",
     params=(
-        Param("threads", int, 2, "threads, each running its own event loop", minimum=1),
-        Param("blocking_threads", int, 1, "plain threads using acquire_blocking (batchsem)", 0),
+        Param("threads", int, 2, "threads, each running its own event loop", minimum=1,
+              maximum=256),
+        Param("blocking_threads", int, 1, "plain threads using acquire_blocking (batchsem)", 0,
+              256),
         Param("max_batch", int, 2, "largest batch (uniform in 1..max_batch)", minimum=1),
     ),
     body=body,
