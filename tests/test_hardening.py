@@ -23,16 +23,22 @@ TESTS = Path(__file__).resolve().parent
 MAIN = "from batchsem.cli import main; main()"
 
 
+def child_env() -> dict[str, str]:
+    """This environment, plus the tests directory on the path (for ``_hostile``)."""
+    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "NO_COLOR": "1", "PYTHONPATH": path}
+
+
 def batchsem(
     *args: str, cwd: Path, timeout: float = 120, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(TESTS)}
+    env = child_env()
     return subprocess.run([sys.executable, "-c", MAIN, *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=env, **kw)
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(TESTS)}
+    env = child_env()
     return subprocess.Popen([sys.executable, "-c", MAIN, *args], cwd=cwd, text=True, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -121,7 +127,7 @@ def test_interrupted_before_any_repeat_saves_nothing(tmp_path: Path) -> None:
                                              "--loop", "asyncio", "--duration", "0.05",
                                              "--repeat", "1", "--no-ceiling", "--json"]])
 def test_closed_stdout_exits_0(tmp_path: Path, args: list[str]) -> None:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(TESTS)}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-c", MAIN, *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None

@@ -11,6 +11,7 @@ from batchsem.bench.latency import LatencyRecorder
 
 from .common import console, fail
 from .render import (
+    busy_warning,
     environment_table,
     histogram_panel,
     noise_warning,
@@ -27,6 +28,11 @@ from .render import (
               help="log-spaced buckets per histogram")
 def show(run: Path, no_histograms: bool, buckets: int) -> None:
     """Show a saved RUN: environment, the tables bench printed, latency histograms."""
+    from batchsem.bench.pyperf_compare import is_pyperf_file
+
+    if is_pyperf_file(run):
+        fail(f"{run} is a pyperf file (bench --micro): show it with 'python -m pyperf show "
+             f"{run}'")
     try:
         data = results.load(run)
     except results.ResultError as exc:
@@ -51,8 +57,9 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
         for line in starve_findings(data.cases):
             out.print(line)
     out.print(workload_tables(data.cases, out.width))
-    warning = noise_warning(data.cases) if data.kind == "bench" else None
-    if warning is not None:
-        out.print(warning)
+    for warning in (noise_warning(data.cases) if data.kind == "bench" else None,
+                    busy_warning(data.cases)):
+        if warning is not None:
+            out.print(warning)
     for panel in panels:
         out.print(panel)
