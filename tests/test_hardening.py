@@ -123,12 +123,19 @@ def test_interrupted_before_any_repeat_saves_nothing(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- pipes
 
 
-@pytest.mark.parametrize("args", [["list"], ["bench", "contended", "--impl", "batchsem",
-                                             "--loop", "asyncio", "--duration", "0.05",
-                                             "--repeat", "1", "--no-ceiling", "--json"]])
+@pytest.mark.parametrize("args", [
+    ["list"],
+    ["bench", "contended", "--impl", "batchsem", "--loop", "asyncio", "--duration", "0.05",
+     "--repeat", "1", "--no-ceiling", "--json"],
+    ["compare", "a.json", "b.json", "--fail-on-regression"],
+])
 def test_closed_stdout_exits_0(tmp_path: Path, args: list[str]) -> None:
-    env = child_env()
-    proc = subprocess.Popen([sys.executable, "-c", MAIN, *args], cwd=tmp_path, env=env,
+    """``| head`` closing the pipe is not a failure (exit 1 would mean "regression")."""
+    from test_compare import make_case, make_run, noisy, write
+
+    write(tmp_path / "a.json", make_run(make_case(noisy(100_000, seed=1))))
+    write(tmp_path / "b.json", make_run(make_case(noisy(50_000, seed=2))))
+    proc = subprocess.Popen([sys.executable, "-c", MAIN, *args], cwd=tmp_path, env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone before anything is written (| head -0)

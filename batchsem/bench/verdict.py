@@ -133,8 +133,10 @@ def measure_robust(base: Sequence[float], new: Sequence[float]) -> Measured:
     Mann-Whitney test, and an MDE from the median absolute deviation.
 
     A window in which the machine stalled, or a limiter's brief slow phase,
-    moves a mean but hardly a median. The MDE uses the asymptotic variance of
-    a median (``pi/2`` times the mean's) with the MAD as the spread.
+    moves a mean but hardly a median. The MDE is that of the Mann-Whitney
+    test for a shift: the t-test's with the variance scaled by ``pi/3`` (the
+    test's asymptotic relative efficiency under normal noise is ``3/pi``) and
+    the spread taken from the MAD, which one stalled window cannot inflate.
     Raises ``ValueError`` as :func:`measure` does.
     """
     if len(base) < 2 or len(new) < 2:
@@ -146,7 +148,7 @@ def measure_robust(base: Sequence[float], new: Sequence[float]) -> Measured:
         raise ValueError(f"a relative change needs a positive baseline, got {mb!r}")
     change = _median(new) / mb - 1.0
     spread = [1.4826 * _median([abs(v - _median(s)) for v in s]) for s in (base, new)]
-    se = math.sqrt(math.pi / 2 * (spread[0] ** 2 / len(base) + spread[1] ** 2 / len(new)))
+    se = math.sqrt(math.pi / 3 * (spread[0] ** 2 / len(base) + spread[1] ** 2 / len(new)))
     mde = (_Z975 + _Z_POWER) * se / mb
     return Measured(change, mann_whitney_p(base, new), mde)
 

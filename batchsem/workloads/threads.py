@@ -64,10 +64,14 @@ async def body(ctx: Context) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=loop_thread, args=(i,)) for i in range(nthreads)]
+    # Daemon threads: if the limiter hangs one of them, the engine's watchdog fails the
+    # repeat and the process can still exit.
+    threads = [threading.Thread(target=loop_thread, args=(i,), daemon=True)
+               for i in range(nthreads)]
     if blocking_ok:
         threads += [
-            threading.Thread(target=blocking_thread, args=(i,)) for i in range(nblocking)
+            threading.Thread(target=blocking_thread, args=(i,), daemon=True)
+            for i in range(nblocking)
         ]
     for t in threads:
         t.start()
