@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -443,3 +444,30 @@ def test_compare_two_real_runs(real_runs: list[str]) -> None:
             assert row["cells"][1]["verdict"] == "no change"
     by_impl = json.loads(invoke(real_runs[0], "--by", "impl", "--format", "json").stdout)
     assert by_impl["runs"] == ["batchsem", "asyncio"]
+
+
+def test_throughput_relative_to_the_null_ceiling_gates(tmp_path: Path) -> None:
+    """With the null ceiling in both runs the gating row is tput/null; the ceiling's own
+    rows and every latency row are informational. Without windows (older files) raw
+    throughput gates."""
+    runs = []
+    for i in range(2):
+        specs = engine.plan(["contended"], ["batchsem"], ["asyncio"], permits=4, tasks=8,
+                            duration=0.05, repeats=2, seed=i, rate=None, params={},
+                            ceiling=True)
+        run = results.new_run("bench", ["batchsem", "bench"], {})
+        run.cases = [engine.run_case(s) for s in specs]
+        runs.append(run)
+    cmp = compare_runs(["a", "b"], runs)
+    gating = {(r.case, r.metric) for r in cmp.rows if r.primary}
+    assert gating == {("contended batchsem asyncio", "tput/null")}
+    rel = next(r for r in cmp.rows if r.metric == "tput/null")
+    assert rel.cells[0].value is not None and 0 < rel.cells[0].value < 1.5
+    assert rel.cells[1].samples == 20  # 2 repeats x 10 windows
+    assert cmp.tests == 1
+    bare = [dataclasses.replace(run, cases=[
+        dataclasses.replace(c, repeats=[dataclasses.replace(r, windows=None) for r in c.repeats])
+        for c in run.cases]) for run in runs]
+    cmp = compare_runs(["a", "b"], bare)
+    gating = {(r.case, r.metric) for r in cmp.rows if r.primary}
+    assert gating == {("contended batchsem asyncio", "throughput")}

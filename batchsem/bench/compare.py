@@ -287,19 +287,21 @@ def _rows(
     and raw throughput is informational. The null ceiling's own rows never gate.
     """
     assert base.summary is not None
-    relative = (refs is not None and base.impl != "null"
-                and all(r[0] is not None and r[1] is not None for r, o in zip(refs, others,
-                        strict=True) if o is not None))
+    relative = refs is not None and base.impl != "null" and all(
+        ra is not None and rb is not None
+        and bool(relative_samples(base, ra)) and bool(relative_samples(other, rb))
+        for other, (ra, rb) in zip(others, refs, strict=True) if other is not None
+    )
     rows = []
     if relative and refs is not None:
-        cells = [Cell(None, None, None, "baseline", False)]
+        base_ref = next((ra for ra, _ in refs if ra is not None), None)
+        shown = relative_samples(base, base_ref) if base_ref is not None else []
+        cells = [Cell(_median(shown) if shown else None, None, None, "baseline", False)]
         for other, (ra, rb) in zip(others, refs, strict=True):
             if other is None or ra is None or rb is None:
                 cells.append(Cell(None, None, None, "n/a", False))
             else:
                 cells.append(_relative_cell(base, other, (ra, rb), threshold))
-        base_rel = relative_samples(base, refs[0][0]) if refs[0][0] is not None else []
-        cells[0] = replace(cells[0], value=_median(base_rel) if base_rel else None)
         rows.append(Row(label, RELATIVE, True, cells))
     for metric in METRICS:
         primary = metric.primary and base.impl != "null" and not relative
