@@ -13,7 +13,9 @@ this machine first. Then, at the tool's default settings::
 ``--power N`` pairs have B slowed by the calibrated spin (caught = exit 1),
 ``--null N`` pairs run the same code twice (exit 1 = false alarm). The order of
 power and null pairs is interleaved so both see the same machine. Every
-pair's verdicts and changes go to ``--json``.
+pair's verdicts and changes go to ``--json``; ``--keep DIR`` keeps the result
+files, and ``--recompare DIR`` judges kept pairs again with the compare
+installed now (no new runs).
 
     .venv/bin/python benchmarks/gate_power.py --power 10 --null 20 --json results/gate_power.json
 
@@ -143,6 +145,51 @@ def calibrate(work: Path, effect: float, rounds: int) -> tuple[int, float]:
     return spin, measured
 
 
+def judge(n: int, total: int, kind: str, a: Path, b: Path) -> dict[str, Any]:
+    """Compare one pair as the gate would; print one line; return the pair's record."""
+    code, doc = compare(a, b)
+    cells = [{"case": r["case"], "metric": r["metric"], "change": r["cells"][1]["change"],
+              "p": r["cells"][1]["p_adjusted"], "verdict": r["cells"][1]["verdict"],
+              "detectable": r["cells"][1]["detectable"]}
+             for r in doc["rows"] if r["primary"]]
+    pair = {"kind": kind, "flagged": code == 1, "share_a": throughput(a),
+            "share_b": throughput(b), "cells": cells}
+    flagged = [f"{c['case']} {c['metric']} {c['change']:+.1%}" for c in cells
+               if c["verdict"] == "regressed"]
+    print(f"{n + 1:3d}/{total} {kind:5s} exit {code} "
+          f"share of null {pair['share_b'] / pair['share_a'] - 1:+.1%} {'; '.join(flagged)}",
+          flush=True)
+    return pair
+
+
+def summarize(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    power = [p["flagged"] for p in pairs if p["kind"] == "power"]
+    null = [p["flagged"] for p in pairs if p["kind"] == "null"]
+    drops = sorted(1 - p["share_b"] / p["share_a"] for p in pairs if p["kind"] == "power")
+    return {
+        "caught": f"{sum(power)}/{len(power)}",
+        "false_alarms": f"{sum(null)}/{len(null)}",
+        "median_drop_in_power_pairs": drops[len(drops) // 2] if drops else None,
+        "cpu_count": os.cpu_count(),
+        "loadavg_end": os.getloadavg(),
+    }
+
+
+def recompare(directory: Path, out: Path | None) -> None:
+    """Judge the kept pairs NNN-KIND-A.json / NNN-KIND-B.json of an earlier run again."""
+    names = sorted(directory.glob("[0-9][0-9][0-9]-*-A.json"))
+    pairs = []
+    for n, a in enumerate(names):
+        b = a.with_name(a.name[:-6] + "B.json")
+        if b.exists():
+            pairs.append(judge(n, len(names), a.name.split("-")[1], a, b))
+    summary = summarize(pairs)
+    print(json.dumps(summary))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"summary": summary, "pairs": pairs}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--power", type=int, default=10, help="pairs with a real regression")
@@ -152,7 +199,12 @@ def main() -> None:
     ap.add_argument("--calibration-rounds", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None, help="write every pair here")
     ap.add_argument("--keep", type=Path, default=None, help="keep the result files here")
+    ap.add_argument("--recompare", type=Path, default=None, metavar="DIR",
+                    help="no new runs: judge the pairs kept in DIR with this compare")
     args = ap.parse_args()
+    if args.recompare is not None:
+        recompare(args.recompare, args.json)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="gate-power-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
@@ -174,36 +226,9 @@ def main() -> None:
         a, b = work / f"{n:03d}-{kind}-A.json", work / f"{n:03d}-{kind}-B.json"
         bench(a, 0, [])
         bench(b, spin if kind == "power" else 0, [])
-        code, doc = compare(a, b)
-        changes = {
-            (r["case"], r["metric"]): r["cells"][1]
-            for r in doc["rows"] if r["primary"]
-        }
-        pairs.append({
-            "kind": kind,
-            "flagged": code == 1,
-            "share_a": throughput(a),
-            "share_b": throughput(b),
-            "cells": [{"case": c, "metric": m, "change": v["change"], "p": v["p_adjusted"],
-                       "verdict": v["verdict"], "detectable": v["detectable"]}
-                      for (c, m), v in changes.items()],
-        })
-        flagged = [f"{c['case']} {c['metric']} {c['change']:+.1%}" for c in pairs[-1]["cells"]
-                   if c["verdict"] == "regressed"]
-        print(f"{n + 1:3d}/{len(kinds)} {kind:5s} exit {code} "
-              f"share of null {pairs[-1]['share_b'] / pairs[-1]['share_a'] - 1:+.1%} "
-              f"{'; '.join(flagged)}", flush=True)
-    power = [p["flagged"] for p in pairs if p["kind"] == "power"]
-    null = [p["flagged"] for p in pairs if p["kind"] == "null"]
-    summary = {
-        "spin_ns": spin,
-        "calibrated_drop": measured,
-        "caught": f"{sum(power)}/{len(power)}",
-        "false_alarms": f"{sum(null)}/{len(null)}",
-        "minutes": round((time.time() - started) / 60, 1),
-        "cpu_count": os.cpu_count(),
-        "loadavg_end": os.getloadavg(),
-    }
+        pairs.append(judge(n, len(kinds), kind, a, b))
+    summary = {"spin_ns": spin, "calibrated_drop": measured, **summarize(pairs),
+               "minutes": round((time.time() - started) / 60, 1)}
     print(json.dumps(summary))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

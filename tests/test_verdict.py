@@ -7,7 +7,7 @@ import random
 import pytest
 
 from batchsem.bench.stats import bh_adjust
-from batchsem.bench.verdict import decide, mann_whitney_p, measure, measure_robust
+from batchsem.bench.verdict import decide, mann_whitney_p, measure, measure_robust, rounds_agree
 
 
 def test_mann_whitney_matches_r() -> None:
@@ -65,3 +65,19 @@ def test_robust_measure_ignores_a_stalled_window() -> None:
     m = measure_robust(base, new)
     assert abs(m.change) < 0.01 and m.p_value is not None and m.p_value > 0.5
     assert measure(base, new).change < -0.02  # the mean moves
+
+
+def test_rounds_agree_needs_the_change_in_nearly_every_round() -> None:
+    base = [[1.0, 1.01, 0.99]] * 6
+    slower = [[0.9, 0.91, 0.89]] * 6
+    assert rounds_agree(base, slower, -0.1, 0.05)
+    # a burst of load slowed two rounds of six: the medians move, the rounds do not agree
+    burst = [[1.0, 1.01, 0.99]] * 4 + [[0.6, 0.61, 0.59]] * 2
+    assert not rounds_agree(base, burst, -0.1, 0.05)
+    # a real change, but the baseline had a slow round of its own: 5 of 6 still agree
+    noisy_base = [[1.0, 1.01, 0.99]] * 5 + [[0.88, 0.88, 0.88]]
+    assert rounds_agree(noisy_base, slower, -0.1, 0.05)
+    assert not rounds_agree(base, slower, +0.1, 0.05)  # the direction matters
+    assert not rounds_agree([], slower, -0.1, 0.05)
+    assert decide(-0.1, 0.001, tested=True, threshold=0.05, higher_is_better=True,
+                  agree=False) == "no change"

@@ -11,7 +11,10 @@ What gates ``--fail-on-regression`` is throughput, and only throughput:
   run gives a case 30 samples instead of 3 repeat means. A window's rate
   leaves out time the process sat waiting for a CPU (Linux schedstat). The
   change is that of the window medians and the test is Mann-Whitney's, so a
-  few windows in which the machine stalled do not decide the verdict.
+  few windows in which the machine stalled do not decide the verdict; and
+  the change must show in nearly every round of repeats
+  (:func:`batchsem.bench.verdict.rounds_agree`), so a burst of load that
+  slowed one or two rounds does not either.
 * When both runs measured the ``null`` ceiling on the same workload, loop and
   parameters (``bench`` adds it by default), the gating row is ``tput/null``:
   each window's rate divided by the ceiling's rate in the same round of
@@ -34,7 +37,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from batchsem.bench.schema import Case, CaseKey, Repeat, Run, Summary, Windows
-from batchsem.bench.verdict import ALPHA, VerdictName, adjust, decide, measure, measure_robust
+from batchsem.bench.verdict import (
+    ALPHA,
+    VerdictName,
+    adjust,
+    decide,
+    measure,
+    measure_robust,
+    rounds_agree,
+)
 
 __all__ = ["ALPHA", "METRICS", "Cell", "Comparison", "compare_runs", "compare_within"]
 
@@ -82,6 +93,8 @@ class Cell:
     verdict: Verdict
     tested: bool  # a significance test could be made (>= 2 samples on both sides)
     p_adjusted: float | None = None  # over the comparison's family; decides the verdict
+    #: window samples: the change showed in nearly every round of repeats (None otherwise)
+    agree: bool | None = None
     #: the smallest change this comparison could have flagged (max of threshold and MDE)
     detectable: float | None = None
     samples: int = 0  # per side, the smaller
@@ -163,21 +176,34 @@ def _window_rate(rep: Repeat) -> float:
     return rep.throughput_ops
 
 
-def relative_samples(case: Case, reference: Case) -> list[float]:
-    """``case``'s window throughputs, each divided by the reference's throughput in the
-    same round of repeats (the null ceiling, run right after it on the same loop).
+def relative_rounds(case: Case, reference: Case) -> list[list[float]]:
+    """``case``'s window throughputs per repeat, each divided by the reference's
+    throughput in the same round of repeats (the null ceiling, run next to it on the
+    same loop).
 
     Whatever slowed the machine for both (other processes, frequency, a noisy
     neighbour) cancels; what is left is the limiter's own cost. Empty when a
     side has no windows or the reference measured nothing.
     """
-    out: list[float] = []
+    out: list[list[float]] = []
     for rep, ref in zip(case.repeats, reference.repeats, strict=False):
         base = _window_rate(ref)
         if rep.windows is None or not base > 0:
             return []
-        out.extend(w / base for w in rep.windows.throughput_ops)
+        out.append([w / base for w in rep.windows.throughput_ops])
     return out
+
+
+def relative_samples(case: Case, reference: Case) -> list[float]:
+    """:func:`relative_rounds`, flattened."""
+    return [v for r in relative_rounds(case, reference) for v in r]
+
+
+def window_rounds(case: Case) -> list[list[float]]:
+    """Window throughputs per repeat (empty if a repeat has no windows)."""
+    if not _has_windows(case):
+        return []
+    return [list(r.windows.throughput_ops) for r in case.repeats if r.windows is not None]
 
 
 def _median(values: Sequence[float]) -> float:
@@ -189,6 +215,7 @@ def _median(values: Sequence[float]) -> float:
 def _judge(
     value: float | None, base_value: float | None, a: list[float], b: list[float],
     higher_is_better: bool, threshold: float, robust: bool = False,
+    rounds: tuple[list[list[float]], list[list[float]]] | None = None,
 ) -> Cell:
     """A cell from the shown values and the samples (verdict decided later, in _settle).
 
@@ -212,8 +239,9 @@ def _judge(
         return Cell(value, change, None, decide(change, None, tested=False, threshold=threshold,
                     higher_is_better=higher_is_better), False, samples=n)
     detectable = None if m.mde is None else max(threshold, m.mde)
+    agree = None if rounds is None else rounds_agree(rounds[0], rounds[1], change, threshold)
     return Cell(value, change, m.p_value, "no change", m.tested, detectable=detectable,
-                samples=n)
+                samples=n, agree=agree)
 
 
 def _cell(base: Case, new: Case, metric: Metric, threshold: float) -> Cell:
@@ -230,14 +258,17 @@ def _cell(base: Case, new: Case, metric: Metric, threshold: float) -> Cell:
     robust = windows and metric.name == "throughput" and bool(a) and bool(b)
     if robust:  # judge what the windows measured: medians, stolen CPU time taken out
         value, base_value = _median(b), _median(a)
-    return _judge(value, base_value, a, b, metric.higher_is_better, threshold, robust)
+        rounds = (window_rounds(base), window_rounds(new))
+        return _judge(value, base_value, a, b, True, threshold, True, rounds)
+    return _judge(value, base_value, a, b, metric.higher_is_better, threshold)
 
 
 def _relative_cell(base: Case, new: Case, refs: tuple[Case, Case], threshold: float) -> Cell:
-    a, b = relative_samples(base, refs[0]), relative_samples(new, refs[1])
+    ra, rb = relative_rounds(base, refs[0]), relative_rounds(new, refs[1])
+    a, b = [v for r in ra for v in r], [v for r in rb for v in r]
     if not a or not b:
         return Cell(None, None, None, "n/a", False)
-    return _judge(_median(b), _median(a), a, b, True, threshold, robust=True)
+    return _judge(_median(b), _median(a), a, b, True, threshold, True, (ra, rb))
 
 
 def _settle(rows: list[Row], threshold: float) -> list[Row]:
@@ -255,7 +286,7 @@ def _settle(rows: list[Row], threshold: float) -> list[Row]:
         for j, c in enumerate(cells[i]):
             if c.verdict == "no change" and c.change is not None:
                 verdict = decide(c.change, c.p_adjusted, tested=c.tested, threshold=threshold,
-                                 higher_is_better=better[r.metric])
+                                 higher_is_better=better[r.metric], agree=c.agree)
                 cells[i][j] = replace(c, verdict=verdict)
     return [replace(r, cells=c) for r, c in zip(rows, cells, strict=True)]
 

@@ -15,9 +15,11 @@ For one metric of one case, given the baseline's samples and the new samples:
    (family-wise error) for the metrics that gate, Benjamini-Hochberg (false
    discovery rate) for the informational ones.
 4. :func:`decide`: "no change" if ``|change| <= threshold``, or if the change
-   was tested and its adjusted ``p >= ALPHA``; otherwise "improved" or
-   "regressed" by the direction of the change. An untested change beyond the
-   threshold gets a verdict too; callers mark it (``tested`` False).
+   was tested and its adjusted ``p >= ALPHA``, or (window samples) if it did
+   not show in nearly every round of repeats (:func:`rounds_agree`);
+   otherwise "improved" or "regressed" by the direction of the change. An
+   untested change beyond the threshold gets a verdict too; callers mark it
+   (``tested`` False).
 
 What the threshold is for: two runs of the same code on one machine differ by
 a few percent from run to run (other load, frequency, memory layout), a
@@ -35,7 +37,7 @@ from typing import Literal
 from batchsem.bench.stats import bh_adjust, holm_adjust, t_ppf_975, welch_test
 
 __all__ = ["ALPHA", "DEFAULT_THRESHOLD", "Measured", "VerdictName", "adjust", "decide",
-           "mann_whitney_p", "measure", "measure_robust", "parse_threshold"]
+           "mann_whitney_p", "measure", "measure_robust", "parse_threshold", "rounds_agree"]
 
 #: Significance level after adjustment.
 ALPHA = 0.05
@@ -153,6 +155,37 @@ def measure_robust(base: Sequence[float], new: Sequence[float]) -> Measured:
     return Measured(change, mann_whitney_p(base, new), mde)
 
 
+#: A window-sampled change must show in at least this share of the rounds of repeats.
+ROUNDS_AGREE = 0.8
+
+
+def rounds_agree(
+    base_rounds: Sequence[Sequence[float]], new_rounds: Sequence[Sequence[float]],
+    change: float, threshold: float,
+) -> bool:
+    """Did the change show in (nearly) every round of repeats, on both sides?
+
+    Windows of one repeat are not independent: a burst of load from another
+    process slows a round or two, and 60 windows then make even that
+    significant. A slower limiter is slower in every round. So a change
+    counts only if at least :data:`ROUNDS_AGREE` of the new run's rounds
+    (per-repeat medians) lie beyond half the threshold from the baseline's
+    median in the direction of the change, and as many of the baseline's
+    rounds lie beyond it from the new median the other way.
+    """
+    base_meds = [_median(r) for r in base_rounds if r]
+    new_meds = [_median(r) for r in new_rounds if r]
+    if not base_meds or not new_meds:
+        return False
+    mb, mn = _median(base_meds), _median(new_meds)
+    margin = threshold / 2
+    sign = 1.0 if change > 0 else -1.0
+    new_side = sum(1 for m in new_meds if sign * (m / mb - 1) > margin)
+    base_side = sum(1 for m in base_meds if sign * (1 - m / mn) > margin)
+    return (new_side >= ROUNDS_AGREE * len(new_meds)
+            and base_side >= ROUNDS_AGREE * len(base_meds))
+
+
 def adjust(p_values: Sequence[float], method: Literal["holm", "bh"]) -> list[float]:
     """Adjusted p-values, in order: Holm's step-down or Benjamini-Hochberg's step-up."""
     return holm_adjust(p_values) if method == "holm" else bh_adjust(p_values)
@@ -165,13 +198,17 @@ def decide(
     tested: bool,
     threshold: float,
     higher_is_better: bool,
+    agree: bool | None = None,
 ) -> VerdictName:
-    """The verdict (rule 4 of the module docstring)."""
+    """The verdict (rule 4 of the module docstring). ``agree``: for window samples, what
+    :func:`rounds_agree` says (None for other samples)."""
     if change is None:
         return "n/a"
     if abs(change) <= threshold:
         return "no change"
     if tested and (p_adjusted is None or p_adjusted >= ALPHA):
+        return "no change"
+    if agree is False:
         return "no change"
     return "improved" if (change > 0.0) == higher_is_better else "regressed"
 

@@ -58,7 +58,7 @@ def _fmt_value(metric: str, value: float | None) -> str:
     return f"{value:g}"
 
 
-def _cell_text(metric: str, cell: Cell) -> tuple[str, str]:
+def _cell_text(metric: str, cell: Cell, threshold: float) -> tuple[str, str]:
     """(value and change, verdict) as plain text."""
     value = _fmt_value(metric, cell.value)
     if cell.verdict == "baseline":
@@ -70,7 +70,10 @@ def _cell_text(metric: str, cell: Cell) -> tuple[str, str]:
     p = cell.p_value if cell.p_adjusted is None else cell.p_adjusted
     if p is not None and verdict != "n/a":
         verdict += f" p={p:.2g}"
-    if cell.verdict == "no change" and cell.detectable is not None:
+    if cell.verdict == "no change" and cell.agree is False and p is not None and p < 0.05 \
+            and cell.change is not None and abs(cell.change) > threshold:
+        verdict += " (not in most rounds)"
+    elif cell.verdict == "no change" and cell.detectable is not None:
         verdict += f" (MDE {cell.detectable:.0%})"
     return value + change, verdict
 
@@ -96,7 +99,7 @@ def _table(cmp: Comparison, rows: list[Row], width: int) -> Table:
         cells: list[Any] = [Text(row.case if row.case != last else ""), name]
         last = row.case
         for i, cell in enumerate(row.cells):
-            value, verdict = _cell_text(row.metric, cell)
+            value, verdict = _cell_text(row.metric, cell, cmp.threshold)
             cells.append(value)
             if i:
                 cells.append(Text(verdict, style=_STYLE.get(cell.verdict, "")))
@@ -120,7 +123,7 @@ def _markdown(cmp: Comparison, rows: list[Row]) -> str:
     for row in rows:
         cells = [row.case, row.metric]
         for i, cell in enumerate(row.cells):
-            value, verdict = _cell_text(row.metric, cell)
+            value, verdict = _cell_text(row.metric, cell, cmp.threshold)
             cells.append(value)
             if i:
                 cells.append(f"**{verdict}**" if cell.verdict in ("improved", "regressed")
