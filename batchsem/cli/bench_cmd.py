@@ -18,26 +18,42 @@ from batchsem.bench import engine, impls, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import RepeatMetrics
+from batchsem.bench.schema import Run
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
-from .common import console, fail, output_path, parse_params, split_list, stderr_console
+from .common import (
+    TERMINATED,
+    SaveTo,
+    console,
+    fail,
+    output_path,
+    parse_params,
+    save_run,
+    sigterm_interrupts,
+    split_list,
+    stderr_console,
+)
 from .completion import complete_impls, complete_loops, complete_workloads
 from .helptext import examples, listing
-from .render import workload_tables
+from .render import busy_warning, noise_warning, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
-SUITE_DURATION = 0.4
+#: Default repeats of --duration seconds: many short interleaved repeats, so every case is
+#: measured in several rounds close in time to its null ceiling (see docs/methodology.md).
+SUITE_DURATION = 0.2
+SUITE_REPEATS = 6
 QUICK_DURATION = 0.1
+#: Each case runs untimed for this share of --duration before its first repeat.
+WARMUP_FRACTION = 0.25
 
 
-def run_cases(
-    cases: list[engine.CaseSpec], run: dict[str, Any], save_to: Path, *, quiet: bool
-) -> bool:
-    """Run the cases, repeats interleaved, with a progress bar; True if interrupted.
+def run_cases(cases: list[engine.CaseSpec], run: Run, *, quiet: bool) -> bool:
+    """Run the cases (warm-up, then repeats interleaved) with a progress bar; True if
+    interrupted (Ctrl-C or SIGTERM).
 
-    Every case that finished at least one repeat is summarised and saved,
-    also after Ctrl-C.
+    Every case that finished at least one repeat is summarised into ``run``,
+    also after an interruption; the caller saves it.
     """
     err = stderr_console()
     total = sum(c.repeats for c in cases if c.unsupported_reason() is None)
@@ -52,7 +68,7 @@ def run_cases(
     )
     done: dict[int, list[RepeatMetrics]] = {}
     interrupted = False
-    with progress:
+    with progress, sigterm_interrupts():
         bar = progress.add_task("bench", total=total)
 
         def advance(spec: engine.CaseSpec, index: int) -> None:
@@ -64,15 +80,23 @@ def run_cases(
             )
 
         try:
-            engine.run_interleaved(cases, done, advance)
+            engine.run_interleaved(cases, done, advance, stop=TERMINATED.is_set)
         except KeyboardInterrupt:
             interrupted = True
     for i, spec in enumerate(cases):
         if spec.unsupported_reason() is not None or done.get(i):
-            run["cases"].append(engine.summarize_case(spec, done.get(i, [])))
-    run["interrupted"] = interrupted
-    results.save(run, save_to)
+            run.cases.append(engine.summarize_case(spec, done.get(i, [])))
+    run.interrupted = interrupted
     return interrupted
+
+
+def save_or_explain(run: Run, save_to: SaveTo, interrupted: bool) -> Path | None:
+    """Save the run unless an interruption left nothing measured (then say so, exit 130)."""
+    if interrupted and not any(c.ran for c in run.cases):
+        stderr_console().print(Text("interrupted before any repeat finished: nothing saved",
+                                    style="yellow"))
+        raise SystemExit(130)
+    return save_run(run, save_to)
 
 
 BENCH_EPILOG = "\n\n".join((
@@ -99,7 +123,8 @@ BENCH_EPILOG = "\n\n".join((
               help=f"event loops: {', '.join(loops.LOOPS)} [every available one]")
 @click.option("--duration", type=float, default=None,
               help=f"seconds per repeat [{SUITE_DURATION}; --quick {QUICK_DURATION}]")
-@click.option("--repeat", "repeats", type=int, default=None, help="repeats per case [3; --quick 2]")
+@click.option("--repeat", "repeats", type=int, default=None,
+              help=f"repeats per case [{SUITE_REPEATS}; --quick 2]")
 @click.option("--tasks", type=int, default=32, show_default=True, help="concurrent tasks (T)")
 @click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
 @click.option("--param", "param_opt", multiple=True, metavar="KEY=VALUE",
@@ -116,6 +141,8 @@ BENCH_EPILOG = "\n\n".join((
 @click.option("--micro", is_flag=True,
               help="pyperf micro-benchmarks of the primitive operations instead")
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
+@click.option("--fast", is_flag=True, help="with --micro: pyperf --fast")
+@click.option("--rigorous", is_flag=True, help="with --micro: pyperf --rigorous")
 def bench(
     workloads: tuple[str, ...],
     impl_opt: tuple[str, ...],
@@ -133,6 +160,8 @@ def bench(
     quick: bool,
     micro: bool,
     no_ceiling: bool,
+    fast: bool,
+    rigorous: bool,
 ) -> None:
     """Run WORKLOADS (default: all) for each implementation on each loop and report
     throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
@@ -140,13 +169,26 @@ def bench(
     impl_names = split_list(impl_opt) or list(DEFAULT_IMPLS)
     loop_names = split_list(loop_opt) or loops.available()
     if micro:
-        _micro(impl_opt, loop_names, output, quick)
+        ignored = [name for name, given in (
+            ("WORKLOADS", bool(workloads)), ("--duration", duration is not None),
+            ("--repeat", repeats is not None), ("--tasks", tasks != 32),
+            ("--permits", permits != 8), ("--param", bool(param_opt)), ("--seed", seed != 0),
+            ("--rate", rate is not None), ("--json", as_json), ("--trace", trace_file is not None),
+            ("--no-ceiling", no_ceiling)) if given]
+        if ignored:
+            fail(f"--micro runs pyperf's fixed micro-benchmarks: it does not take "
+                 f"{', '.join(ignored)} (it takes --impl, --loop, --output, --quick/--fast, "
+                 "--rigorous)")
+        _micro(impl_opt, loop_names, output, "--fast" if quick or fast else
+               "--rigorous" if rigorous else None)
         return
+    if fast or rigorous:
+        fail("--fast and --rigorous are pyperf options: use them with --micro")
     names = list(workloads) or list(REGISTRY)
     if duration is None:
         duration = QUICK_DURATION if quick else SUITE_DURATION
     if repeats is None:
-        repeats = 2 if quick else 3
+        repeats = 2 if quick else SUITE_REPEATS
     params = parse_params(param_opt)
     try:
         cases = engine.plan(
@@ -161,6 +203,7 @@ def bench(
             rate=rate,
             params=params,
             ceiling=not no_ceiling,
+            warmup=duration * WARMUP_FRACTION,
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
@@ -191,46 +234,46 @@ def bench(
                 else c
                 for c in cases
             ]
-        interrupted = run_cases(cases, run, save_to, quiet=as_json)
-    _report(run, save_to, as_json=as_json, interrupted=interrupted)
+        interrupted = run_cases(cases, run, quiet=as_json)
+    saved = save_or_explain(run, save_to, interrupted)
+    _report(run, saved, as_json=as_json, interrupted=interrupted)
 
 
-def _report(run: dict[str, Any], save_to: Path, *, as_json: bool, interrupted: bool) -> None:
+def _report(run: Run, saved: Path | None, *, as_json: bool, interrupted: bool) -> None:
     err = stderr_console()
     if as_json:
-        click.echo(json.dumps(run, indent=1))
+        click.echo(json.dumps(run.to_json(), indent=1, allow_nan=False))
     else:
         out = console()
-        out.print(workload_tables(run["cases"]))
+        out.print(workload_tables(run.cases, out.width))
         _warn_fifo(run, out)
-    err.print(Text(f"saved {save_to}", style="dim"))
+    for warning in (noise_warning(run.cases), busy_warning(run.cases)):
+        if warning is not None:
+            err.print(warning)
+    err.print(Text(f"saved {saved}", style="dim"))
     if interrupted:
-        err.print("[yellow]interrupted: saved the cases that finished[/yellow]")
+        err.print(Text("interrupted: saved the cases that finished", style="yellow"))
         raise SystemExit(130)
-    if any(c["status"] == "failed" for c in run["cases"]):
-        err.print("[bold red]invariant violated in at least one case (see FAILED)[/bold red]")
+    if any(c.status == "failed" for c in run.cases):
+        err.print(Text("invariant violated in at least one case (see FAILED)", style="bold red"))
         raise SystemExit(1)
 
 
-def _warn_fifo(run: dict[str, Any], out: Any) -> None:
-    fifo = [
-        c for c in run["cases"]
-        if c["impl"] == "batchsem" and "fifo_order" in c.get("invariants", {})
-    ]
-    broken = [c for c in fifo if not c["invariants"]["fifo_order"]]
+def _warn_fifo(run: Run, out: Any) -> None:
+    fifo = [c for c in run.cases if c.impl == "batchsem" and "fifo_order" in c.invariants]
+    broken = [c for c in fifo if not c.invariants["fifo_order"]]
     if broken:
         for c in broken:
-            out.print(
-                f"[bold red]batchsem showed {c['summary']['fairness']['overtakes']} overtakes "
-                f"on {c['workload']}/{c['loop']}: FIFO order was violated[/bold red]"
-            )
+            overtakes = c.summary.fairness.overtakes if c.summary else "some"
+            out.print(Text(f"batchsem showed {overtakes} overtakes on {c.workload}/{c.loop}: "
+                           "FIFO order was violated", style="bold red"))
     elif fifo:
-        out.print(f"[green]batchsem: 0 overtakes in all {len(fifo)} single-loop cases "
-                  "(strict FIFO held)[/green]")
+        out.print(Text(f"batchsem: 0 overtakes in all {len(fifo)} single-loop cases "
+                       "(strict FIFO held)", style="green"))
 
 
 def _micro(
-    impl_opt: tuple[str, ...], loop_names: list[str], output: str | None, quick: bool
+    impl_opt: tuple[str, ...], loop_names: list[str], output: str | None, mode: str | None
 ) -> None:
     """Run the pyperf worker module in a subprocess (pyperf owns argv and spawns workers)."""
     for name in loop_names:
@@ -238,15 +281,13 @@ def _micro(
             loops.factory(name)
         except LoopUnavailable as exc:
             fail(str(exc))
-    save_to = output_path(output, "micro")
-    if save_to.exists():
-        save_to.unlink()
+    save_to = output_path(output, "micro").path
     cmd = [sys.executable, "-m", "batchsem.micro", "-o", str(save_to), "--loop",
            ",".join(loop_names)]
     if impl_opt:
         cmd += ["--impl", ",".join(split_list(impl_opt))]
-    if quick:
-        cmd.append("--fast")
+    if mode is not None:
+        cmd.append(mode)
     code = subprocess.call(cmd)
     if code != 0:
         raise SystemExit(code)

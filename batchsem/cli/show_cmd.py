@@ -11,7 +11,15 @@ from batchsem.bench.latency import LatencyRecorder
 
 from .common import console, fail
 from .helptext import examples
-from .render import environment_table, histogram_panel, workload_tables
+from .render import (
+    busy_warning,
+    environment_table,
+    histogram_panel,
+    noise_warning,
+    starve_findings,
+    starve_table,
+    workload_tables,
+)
 
 
 @click.command(
@@ -27,24 +35,38 @@ from .render import environment_table, histogram_panel, workload_tables
               help="log-spaced buckets per histogram")
 def show(run: Path, no_histograms: bool, buckets: int) -> None:
     """Show a saved RUN: environment, the tables bench printed, latency histograms."""
+    from batchsem.bench.pyperf_compare import is_pyperf_file
+
+    if is_pyperf_file(run):
+        fail(f"{run} is a pyperf file (bench --micro): show it with 'python -m pyperf show "
+             f"{run}'")
     try:
         data = results.load(run)
     except results.ResultError as exc:
         fail(str(exc))
     out = console()
-    out.print(environment_table(data))
-    out.print(workload_tables(data["cases"]))
-    if no_histograms:
-        return
-    for case in data["cases"]:
-        hist = case.get("histogram") or {}
-        encoded = hist.get("total")
+    # Decode every histogram before printing anything: a corrupt one is one line, exit 2.
+    panels = []
+    for case in data.cases if not no_histograms else []:
+        encoded = case.histogram.total if case.histogram else None
         if not encoded:
             continue
         try:
             latency = LatencyRecorder.decode(encoded)
+            buckets_ = latency.buckets_log(buckets)
         except Exception:
-            fail(f"{run}: case {case['workload']}/{case['impl']}/{case['loop']}: "
-                 "corrupt histogram")
-        title = f"{case['workload']} · {case['impl']} · {case['loop']}: wait latency"
-        out.print(histogram_panel(title, latency.buckets_log(buckets)))
+            fail(f"{run}: case {case.workload}/{case.impl}/{case.loop}: corrupt histogram")
+        title = f"{case.workload} · {case.impl} · {case.loop}: wait latency"
+        panels.append(histogram_panel(title, buckets_))
+    out.print(environment_table(data))
+    if data.kind == "starve-test":
+        out.print(starve_table(data.cases, out.width))
+        for line in starve_findings(data.cases):
+            out.print(line)
+    out.print(workload_tables(data.cases, out.width))
+    for warning in (noise_warning(data.cases) if data.kind == "bench" else None,
+                    busy_warning(data.cases)):
+        if warning is not None:
+            out.print(warning)
+    for panel in panels:
+        out.print(panel)
