@@ -1023,6 +1023,11 @@ begin(AcqObject *node)
         Py_CLEAR(node->fut);
         Py_CLEAR(node->loop);
     }
+    else {
+        /* Queued: the Permit is made when the request is granted (resume), so a
+         * queued waiter costs no Permit. */
+        Py_CLEAR(node->permit);
+    }
     if (sem->tracer != NULL)
         trace_now(sem, r < 0 ? "failed_closed" : "acquire", node->needed);
     if (r < 0) {
@@ -1040,6 +1045,16 @@ resume(AcqObject *node)
 {
     SemObject *sem = node->sem;
     int r;
+    if (node->kind != K_NONE && node->permit == NULL) {
+        node->permit = permit_new(sem, 0);
+        if (node->permit == NULL) {
+            PyObject *et, *ev, *etb;
+            PyErr_Fetch(&et, &ev, &etb);
+            failed(sem, node); /* give back what it was handed (R3) */
+            PyErr_Restore(et, ev, etb);
+            return -1;
+        }
+    }
     LOCK(sem);
     if (node->queued && !sem->closed) {
         r = 0;
