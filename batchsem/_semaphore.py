@@ -2,12 +2,11 @@
 
 Implementation details
 ----------------------
-This is a port of Tokio's ``batch_semaphore``. The semaphore is a counter of
-free permits plus a FIFO queue of waiters. The queue is an intrusive doubly
-linked list: every waiter is a node that carries its own ``prev``/``next``
-links, so a cancelled waiter leaves the queue in O(1) without searching for
-itself (``collections.deque.remove`` is O(n), which is what makes cancelling
-many queued ``asyncio.Semaphore`` waiters quadratic).
+This is a port of Tokio's ``batch_semaphore``, and the readable reference for
+the compiled core (``batchsem._cbatchsem``), which implements the same
+semantics. The semaphore is a counter of free permits plus a FIFO queue of
+waiters (:mod:`batchsem._waitlist`, an intrusive doubly linked list: a
+cancelled waiter leaves in O(1)).
 
 Permits released to the semaphore are handed to the waiter at the *head* of
 the queue. If the head needs more than is being released it keeps what it
@@ -24,34 +23,56 @@ Cancellation hands back everything the waiter had been given, partial or
 whole, including a waiter that was fully served but cancelled before it got
 to run again; the returned permits go to the next waiter in line.
 
-Thread safety: all state lives behind one lock (a deque holding one token;
-see the comment above ``_take_contended`` for why not a ``threading.Lock``).
-A waiter belongs to the event loop it was created on; permits may be released
+Permits are handles. ``await sem.acquire(n)`` takes ``n`` permits and they
+stay taken until ``sem.release(n)``, ``permit.release()`` or the end of an
+``async with``/``with`` block, whether or not the returned :class:`Permit` is
+kept. The garbage collector never gives permits back (Python's convention, as
+``threading`` and ``asyncio`` semaphores; unlike Tokio's ``Drop``). An opt-in
+debug mode (:class:`DebugLedger`) reports acquisitions never released.
+
+Thread safety: all state lives behind one lock (:mod:`batchsem._lock`). A
+waiter belongs to the event loop it was created on; permits may be released
 from any thread. Waiters are collected under the lock and woken after it is
 released (waking runs arbitrary callbacks, and a waiter's loop may live on
 another thread, in which case the wake-up goes through
-``call_soon_threadsafe``).
-Waking never decides who owns permits: ownership is decided under the lock
-when permits are assigned to a node, and a waiter that never resumes
-(cancelled, or its loop closed) gives its node's permits back under the lock.
+``call_soon_threadsafe``). There is one hand-over path
+(:meth:`WaitList.assign`, called under the lock) and one wake path
+(:meth:`Semaphore._wake`, called after it). Waking never decides who owns
+permits: ownership is decided under the lock when permits are assigned to a
+node, and a waiter that will never resume (cancelled, or its loop closed)
+gives its node's permits back under the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import logging
+import collections.abc
+import math
+import operator
+import os
 import threading
-import time
+import traceback
 import warnings
-from collections.abc import Callable, Generator
+import weakref
+from collections.abc import Generator
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from ._errors import AcquireError, Closed, NoPermits
+from ._lock import Hold, new_lock, take_contended
+from ._trace import SemaphoreStatistics, TraceEvent, TraceFn, emit
+from ._waitlist import Waiter, WaitList, stranded, wake
 
-__all__ = ["MAX_PERMITS", "Permit", "Semaphore"]
+# TraceEvent and TraceFn are re-exported for modules that import them from here.
+__all__ = [
+    "MAX_PERMITS",
+    "Acquire",
+    "BoundedSemaphore",
+    "Permit",
+    "Semaphore",
+    "TraceEvent",
+    "TraceFn",
+]
 
 #: The largest number of permits a semaphore can hold. Tokio reserves three flag
 #: bits of a ``usize`` for its state, so on 64-bit targets its limit is
@@ -60,17 +81,33 @@ __all__ = ["MAX_PERMITS", "Permit", "Semaphore"]
 MAX_PERMITS: Final = 2**61 - 1
 
 _get_running_loop = asyncio.events._get_running_loop
+# Hot paths build Acquire and Permit objects as ``_new(cls)`` plus slot stores
+# ("inline of X.__init__"): about 50 ns less than calling the class, which runs
+# __init__ as a Python frame (CPython 3.11; 105 ns against 158 ns).
+_new = object.__new__
 # Waking compares thread idents, not loops: on CPython 3.11 every
 # _get_running_loop() call makes a getpid() system call (cpython#100363).
 _get_ident = threading.get_ident
 
+#: The default of ``debug=`` when it is not given: the environment variable
+#: ``BATCHSEM_DEBUG`` set to anything but "" or "0", read once at import.
+DEBUG_DEFAULT: Final = os.environ.get("BATCHSEM_DEBUG", "") not in ("", "0")
+
 
 def check_count(n: object, what: str = "permits") -> int:
-    """Return ``n`` if it is an int in ``0..MAX_PERMITS``; raise ``TypeError``/``ValueError``."""
+    """Return ``n`` as an int in ``0..MAX_PERMITS``; ``TypeError``/``ValueError`` otherwise.
+
+    Any integer type with ``__index__`` is accepted (as ``range()`` does);
+    ``bool``, ``float``, ``Decimal`` and ``Fraction`` are refused.
+    """
     if type(n) is not int:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"{what} must be an int, not {type(n).__name__}")
-        n = int(n)
+        if isinstance(n, bool):
+            raise TypeError(f"{what} must be an integer, not bool")
+        try:
+            n = operator.index(n)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"{what} must be an integer, not {type(n).__name__}") from None
+    assert isinstance(n, int)
     if n < 0:
         raise ValueError(f"{what} must be >= 0, got {n}")
     if n > MAX_PERMITS:
@@ -78,164 +115,26 @@ def check_count(n: object, what: str = "permits") -> int:
     return n
 
 
-TraceFn = Callable[["TraceEvent"], None]
-
-_log = logging.getLogger("batchsem")
-
-
-def emit(tracer: TraceFn, event: TraceEvent) -> None:
-    """Hand ``event`` to ``tracer``; a tracer that raises is logged, never propagated.
-
-    Trace calls happen in the middle of acquiring and releasing: an exception
-    escaping there would leave a request queued with nobody waiting on it, or
-    lose a grant. Observability must not break the semaphore.
-    """
-    try:
-        tracer(event)
-    except Exception:
-        _log.exception("batchsem tracer %r raised on %s; event dropped", tracer, event.kind)
-
-
-class TraceEvent:
-    """One structured event from a semaphore with a ``tracer``.
-
-    ``kind`` is one of ``"acquire"`` (requested), ``"granted"``, ``"cancelled"``,
-    ``"failed_closed"``, ``"release"``, ``"close"``, ``"forget"``. ``permits`` is
-    the count the event is about; ``available`` and ``waiting`` are the free
-    counter and the queue length right after the event, read under the lock.
-    ``time`` is ``time.monotonic()``; ``thread`` the native thread id.
-    """
-
-    __slots__ = ("available", "kind", "name", "permits", "thread", "time", "waiting")
-
-    def __init__(
-        self, kind: str, name: str | None, permits: int, available: int, waiting: int
-    ) -> None:
-        self.kind = kind
-        self.name = name
-        self.permits = permits
-        self.available = available
-        self.waiting = waiting
-        self.time = time.monotonic()
-        self.thread = threading.get_native_id()
-
-    def as_dict(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict."""
-        return {
-            "time": self.time,
-            "event": self.kind,
-            "semaphore": self.name,
-            "permits": self.permits,
-            "available": self.available,
-            "waiting": self.waiting,
-            "thread": self.thread,
-        }
-
-    def __repr__(self) -> str:
-        return f"TraceEvent({self.as_dict()!r})"
-
-
-# A queued request is a node of the intrusive FIFO list. Nodes are plain lists
-# indexed by the constants below (as in the pure-Python functools.lru_cache):
-# every acquire that has to wait builds one, and on CPython 3.11 a 7-item list
-# literal takes about 50 ns where constructing a slotted class instance takes
-# about 170 ns. (The price: a list keeps its items in a second memory block.)
-#
-# _ASSIGNED, _QUEUED, _PREV and _NEXT may only be touched while the semaphore's
-# lock is held, except that a node the semaphore has served or failed (no
-# longer queued) is chained through _NEXT to the other nodes to wake, and
-# Semaphore._wake clears that link. _WAKER and _THREAD are set before the node
-# is queued and never change: another thread may serve the node as soon as
-# the lock is released, and wakes it through them.
-_Node = list[Any]
-#: Previous node (towards the head), or None at the head.
-_PREV: Final = 0
-#: Next node (towards the tail, or in a chain of nodes to wake), or None.
-_NEXT: Final = 1
-#: Permits requested.
-_NEEDED: Final = 2
-#: Permits handed to the request so far; 0 <= assigned <= needed.
-_ASSIGNED: Final = 3
-#: True exactly while the node is linked into the queue.
-_QUEUED: Final = 4
-#: The asyncio.Future an async waiter awaits, or the threading.Event a blocking one waits on.
-_WAKER: Final = 5
-#: The ident of the thread running an async waiter's loop (the thread that made the
-#: node); None for a blocking waiter. A loop moved to another thread while a task
-#: waits on it is not supported.
-_THREAD: Final = 6
-
-
-# The semaphore's lock is a deque holding one token: ``lock.pop()`` takes it
-# (IndexError if another thread has it), ``lock.append(True)`` puts it back.
-# collections.deque documents its appends and pops as thread-safe (each is one
-# step under the GIL, and locks the deque in free-threaded builds), so only one
-# thread at a time can hold the token. On CPython 3.11 taking and returning it
-# costs about 40 ns against about 90 ns for a threading.Lock round (argument
-# parsing plus two atomic semaphore operations), and every acquire and release
-# takes it once; an uncontended ``async with sem`` is about 1.3x faster for it.
-# The hot paths spell it out:
-#
-#     try:
-#         lock.pop()
-#     except IndexError:
-#         _take_contended(lock)
-#     try:
-#         ...
-#     finally:
-#         lock.append(True)
-#
-# and the cold ones write ``with self._hold:``. The lock is not reentrant: a
-# thread that took it twice would wait for itself forever.
-_Lock = collections.deque[bool]
-
-
-def _take_contended(lock: _Lock) -> None:
-    """Take the lock from another thread that holds it: wait until it is put back.
-
-    The lock is held for a few dozen bytecodes at a time, never across a
-    blocking call, an await or user code, so its holder is running or waiting
-    for the GIL: release the GIL and retry. After a few tries, sleep a little
-    instead: releasing the GIL voluntarily does not force a switch, and a thread
-    that takes it straight back could keep the holder waiting for the whole
-    switch interval (5 ms).
-    """
-    tries = 0
-    while True:
-        time.sleep(0.0 if tries < 4 else 1e-5)
-        try:
-            lock.pop()
-        except IndexError:
-            tries += 1
-        else:
-            return
-
-
-class _Hold:
-    """``with sem._hold:``: the lock for a block, on paths where a method call is cheap enough."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock: _Lock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        try:
-            self._lock.pop()
-        except IndexError:
-            _take_contended(self._lock)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.append(True)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+def check_timeout(timeout: float | None) -> float | None:
+    """``acquire_blocking``'s timeout: None or ``inf`` = no limit; ``ValueError`` for nan or < 0."""
+    if timeout is None:
+        return None
+    if math.isnan(timeout):
+        raise ValueError("timeout must be a number, got nan")
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    if math.isinf(timeout):
+        return None
+    return timeout
 
 
 class Semaphore:
     """A counting semaphore where a task may wait for many permits at once, strictly FIFO.
+
+    A drop-in for ``asyncio.Semaphore``: ``async with sem:``, ``await
+    sem.acquire()`` / ``sem.release()``, ``locked()``. On top of it:
+    ``acquire(n)`` / ``release(n)`` for many permits, :meth:`try_acquire`,
+    :meth:`acquire_blocking` for threads, :meth:`close`, :meth:`statistics`.
 
     Guarantees:
 
@@ -243,72 +142,104 @@ class Semaphore:
       waiting, whatever their sizes. A request that cannot be served at once
       takes what is free and queues for the rest; while anyone is queued the
       free counter is 0, so no later ``acquire`` or ``try_acquire`` can take
-      permits ahead of a queued request.
+      permits ahead of a queued request. A request larger than anything that
+      will ever be free waits at the head, and everyone behind it waits too,
+      until permits are added, it is cancelled, or the semaphore is closed
+      (as in Tokio; :class:`BoundedSemaphore` refuses such a request at once).
+    * **Permits are handles.** Taken permits stay taken until released
+      (``sem.release(n)``, :meth:`Permit.release`, the end of an ``async
+      with``/``with`` block), whether or not the :class:`Permit` is kept. The
+      garbage collector never releases them. With ``debug=True`` (or
+      ``BATCHSEM_DEBUG=1`` in the environment) the semaphore records where
+      each Permit was acquired and, when it is collected or at exit, warns
+      (``ResourceWarning``) about acquisitions never released
+      (:class:`DebugLedger`).
     * **Nothing is lost.** A cancelled or failed request gives back every
-      permit it had been handed. A :class:`Permit` returns its permits when
-      released, when its ``with`` block ends, or (with a ``ResourceWarning``)
-      when it is garbage-collected.
+      permit it had been handed. A waiter that was served but whose event loop
+      was closed before it could resume gives its permits back the next time a
+      request finds the queue empty and too few permits free, or the
+      semaphore is inspected (``available_permits``, ``locked()``,
+      ``statistics()``, a failing ``try_acquire``) -- not only when collected.
     * **Thread-safe.** Every method may be called from any thread; tasks on
       different event loops may wait on the same semaphore; a waiter is always
       resumed on its own loop.
 
-    Raises ``TypeError`` for a non-int count (``bool`` included) and
-    ``ValueError`` for a negative count or one above :data:`MAX_PERMITS`.
+    Counts accept any integer (``__index__``): ``TypeError`` for ``bool``,
+    ``float`` and other non-integers, ``ValueError`` for a negative count or
+    one above :data:`MAX_PERMITS`.
     """
 
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_debug",
         "_fast",
-        "_head",
+        "_granted",
         "_hold",
+        "_limit",
         "_lock",
         "_name",
         "_permits",
-        "_tail",
         "_tracer",
-        "_waiting",
+        "_waiters",
     )
 
+    #: True for :class:`BoundedSemaphore`: ``_limit`` is then a capacity.
+    _bounded: ClassVar[bool] = False
+
     def __init__(
-        self, permits: int = 0, *, name: str | None = None, tracer: TraceFn | None = None
+        self,
+        value: int = 1,
+        *,
+        name: str | None = None,
+        tracer: TraceFn | None = None,
+        debug: bool | None = None,
     ) -> None:
-        # Lock discipline: every field below is read and written only while
-        # holding _lock (the properties read single fields without it). While
-        # the lock is held nothing is allocated that the cyclic GC tracks and no
-        # last reference is dropped, so no garbage collection and no __del__
-        # (a Permit's, or user code that releases permits) can run inside a
-        # locked region and re-enter this non-reentrant lock. Exceptions,
-        # trace events and Permits are therefore created after unlocking, and
-        # served waiters are chained through their own ``_NEXT`` links instead
-        # of being collected in a list.
-        self._lock: _Lock = collections.deque((True,))
-        self._hold = _Hold(self._lock)
+        # Lock discipline: every field below is written only while holding
+        # _lock (reads of single fields without it are hints, re-checked under
+        # it). While the lock is held nothing is allocated that the cyclic GC
+        # tracks and no last reference is dropped, so no garbage collection and
+        # no __del__ (which could release permits) runs inside a locked region
+        # and re-enters this non-reentrant lock. Exceptions, trace events and
+        # Permits are therefore created after unlocking.
+        self._lock = new_lock()
+        self._hold = Hold(self._lock)
         # The free counter. Invariant: the queue is non-empty => _permits == 0.
-        # Consequences used below: a new request can take from the counter only
-        # when nobody is queued (no barging), and the leftover of a release is
-        # exactly what the counter gains, so the MAX_PERMITS check can be made
-        # before anything changes.
-        self._permits = check_count(permits)
+        # Consequences used below: a request can take from the counter only
+        # when nobody is queued (no barging), _permits >= 1 alone proves the
+        # queue empty, and the leftover of a release is exactly what the
+        # counter gains, so the limit can be checked before anything changes.
+        self._permits = check_count(value, "value")
+        # Invariant: _permits + (the head's partial reservation) <= _limit.
+        # MAX_PERMITS for a Semaphore; the capacity of a BoundedSemaphore.
+        self._limit = self._permits if self._bounded else MAX_PERMITS
         self._closed = False
-        # FIFO queue, oldest at _head. Only the head may hold a partial
-        # reservation (assigned > 0): permits are handed out head first, and a
-        # new waiter takes from the counter only when the queue is empty, i.e.
-        # when it becomes the head itself.
-        self._head: _Node | None = None
-        self._tail: _Node | None = None
-        self._waiting = 0
+        self._waiters = WaitList()
+        # Async waiters woken (their wake-up scheduled) but not yet resumed.
+        # Not guarded by _lock: a set's add/discard are atomic on their own.
+        # A node is added before its wake-up is scheduled and discarded when it
+        # resumes or gives its permits back, so any node left in it whose loop
+        # is closed will never resume (see _reclaim).
+        self._granted: set[Waiter] = set()
         self._name = name
         self._tracer = tracer
-        # True while not closed and no tracer is set: the fast paths may then
-        # skip everything but the counter.
-        self._fast = tracer is None
+        if debug is None:
+            debug = DEBUG_DEFAULT
+        self._debug: DebugLedger | None = None
+        if debug:
+            self._debug = DebugLedger(name)
+            weakref.finalize(self, self._debug.report)
+        # True while not closed, untraced and not in debug mode: the fast
+        # paths may then skip everything but the counter.
+        self._fast = tracer is None and not debug
 
     # ------------------------------------------------------------------ state
 
     @property
     def available_permits(self) -> int:
         """Permits free in the counter. Permits already handed to queued waiters are not in it."""
+        if self._granted:
+            self._reclaim()
         return self._permits
 
     @property
@@ -319,7 +250,7 @@ class Semaphore:
     @property
     def waiting(self) -> int:
         """The number of queued acquire calls (async and blocking)."""
-        return self._waiting
+        return self._waiters.count
 
     @property
     def name(self) -> str | None:
@@ -335,225 +266,245 @@ class Semaphore:
     def tracer(self, tracer: TraceFn | None) -> None:
         with self._hold:
             # Keep the old tracer alive until the lock is released: dropping its
-            # last reference in here could run a __del__ (e.g. of a Permit the
-            # tracer owns) that re-enters this lock.
+            # last reference in here could run a __del__ that re-enters the lock.
             old = self._tracer
             self._tracer = tracer
-            self._fast = tracer is None and not self._closed
+            self._fast = tracer is None and not self._closed and self._debug is None
         del old
+
+    def locked(self) -> bool:
+        """True if ``acquire()`` (of one permit) would wait right now (asyncio's meaning)."""
+        if self._granted:
+            self._reclaim()
+        return self._permits == 0
+
+    def statistics(self) -> SemaphoreStatistics:
+        """A consistent snapshot: free permits, queued requests, what they need, closed, capacity.
+
+        O(number of waiters): the permits still wanted are summed over the queue.
+        """
+        if self._granted:
+            self._reclaim()
+        with self._hold:
+            free = self._permits
+            waiting = self._waiters.count
+            wanted = self._waiters.wanted()
+            closed = self._closed
+            limit = self._limit
+        return SemaphoreStatistics(
+            available_permits=free,
+            tasks_waiting=waiting,
+            permits_wanted=wanted,
+            closed=closed,
+            capacity=limit if self._bounded else None,
+        )
+
+    def _queue_snapshot(self) -> list[tuple[int, int]]:
+        """Test hook: the queued requests head first as ``(needed, assigned)``.
+
+        Checks the queue's internal structure first and raises ``AssertionError``
+        if it is broken or if the internal lock is held by anyone (call it only
+        when no other thread uses the semaphore). The one non-public method the
+        test suite uses; the compiled core provides it too.
+        """
+        if self._hold.held():
+            raise AssertionError("the semaphore's internal lock is held")
+        with self._hold:
+            out = self._waiters.snapshot()
+            free = self._permits
+        if out and free:
+            raise AssertionError("free permits while someone is queued")
+        return out
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         name = f" {self._name!r}" if self._name is not None else ""
+        cap = f"/{self._limit}" if self._bounded else ""
         return (
-            f"<batchsem.Semaphore{name} [{state}, permits:{self._permits}, "
-            f"waiters:{self._waiting}]>"
+            f"<batchsem.{type(self).__name__}{name} [{state}, permits:{self._permits}{cap}, "
+            f"waiters:{self._waiters.count}]>"
         )
 
-    # ------------------------------------------ locked steps (lock held, no allocation)
+    # ---------------------------------------------------- steps without the lock
 
-    def _assign_locked(self, rem: int) -> _Node | None:
-        """Hand ``rem`` permits to the queue, head first; the rest to the counter.
+    def _wake(self, chain: Waiter | None) -> None:
+        """The one wake path: resume a chain of served (or failed) waiters, each on its own loop.
 
-        Returns the served waiters to wake (a prefix of the queue, still chained
-        through ``_NEXT``). The caller has made sure the counter cannot exceed
-        :data:`MAX_PERMITS` (with a non-empty queue it is 0, so it cannot).
+        A waiter whose loop is closed will never resume: it gives back what it
+        was handed at once, so the queue moves on.
         """
-        node = self._head
-        last = None
-        while node is not None and rem:
-            want = node[_NEEDED] - node[_ASSIGNED]
-            if rem < want:
-                node[_ASSIGNED] += rem
-                rem = 0
-                break
-            rem -= want
-            node[_ASSIGNED] = node[_NEEDED]
-            node[_QUEUED] = False
-            node[_PREV] = None
-            self._waiting -= 1
-            last = node
-            node = node[_NEXT]
-        self._permits += rem
-        if last is None:
-            return None
-        served = self._head
-        last[_NEXT] = None
-        self._head = node
-        if node is None:
-            self._tail = None
-        else:
-            node[_PREV] = None
-        return served
+        lost = wake(chain, self._granted)
+        if lost is not None:
+            for node in lost:
+                self._give_back(node)
 
-    # --------------------------------------------------------- unlocked steps
-
-    def _wake(self, node: _Node | None) -> None:
-        """Resume a chain of served (or failed) waiters, each on its own loop."""
-        ident = _get_ident()
-        while node is not None:
-            nxt = node[_NEXT]
-            node[_NEXT] = None
-            waker = node[_WAKER]
-            thread = node[_THREAD]
-            if thread is None:  # a blocking waiter
-                waker.set()
-            elif thread == ident:  # on the waiter's own loop thread
-                try:
-                    waker.set_result(None)
-                except asyncio.InvalidStateError:
-                    pass  # cancelled meanwhile: its task gives the permits back
-                except RuntimeError:  # its loop is closed: it will never resume
-                    self._failed(node)
-            else:
-                try:
-                    waker.get_loop().call_soon_threadsafe(_resolve, waker)
-                except RuntimeError:
-                    # The waiter's loop is closed: it will never resume and
-                    # its permits would be lost. Take them back.
-                    self._failed(node)
-            node = nxt
-
-    def _failed(self, node: _Node) -> None:
+    def _give_back(self, node: Waiter) -> None:
         """The request will not complete: unlink it and give back everything it had been handed.
 
         Called when its waiter was cancelled or failed (closed, timed out), and
-        for a served waiter whose loop closed before it could resume. A second
-        call gives back nothing more.
+        for a served waiter that will never resume. A second call gives back
+        nothing more.
         """
+        self._granted.discard(node)
         lock = self._lock
         try:
             lock.pop()
         except IndexError:
-            _take_contended(lock)
+            take_contended(lock)
         try:
-            if node[_QUEUED]:
-                prev = node[_PREV]
-                nxt = node[_NEXT]
-                if prev is None:
-                    self._head = nxt
-                else:
-                    prev[_NEXT] = nxt
-                if nxt is None:
-                    self._tail = prev
-                else:
-                    nxt[_PREV] = prev
-                node[_PREV] = node[_NEXT] = None
-                node[_QUEUED] = False
-                self._waiting -= 1
-            n = node[_ASSIGNED]
+            waiters = self._waiters
+            n = waiters.withdraw(node)
+            woken = None
             if n:
-                node[_ASSIGNED] = 0
-                woken = self._assign_locked(n)
-            else:
-                woken = None
+                woken = waiters.assign(n)
+                self._permits += waiters.leftover
         finally:
             lock.append(True)
         if woken is not None:
             self._wake(woken)
         tracer = self._tracer
         if tracer is not None:
-            self._trace(tracer, "failed_closed" if self._closed else "cancelled", node[_NEEDED])
+            self._trace(tracer, "failed_closed" if self._closed else "cancelled", node.needed)
+
+    def _reclaim(self) -> None:
+        """Give back the permits of woken waiters whose loop was closed before they resumed."""
+        for node in list(self._granted):
+            if stranded(node):
+                self._give_back(node)
 
     def _trace(self, tracer: TraceFn, kind: str, n: int) -> None:
         with self._hold:
             available = self._permits
-            waiting = self._waiting
+            waiting = self._waiters.count
         emit(tracer, TraceEvent(kind, self._name, n, available, waiting))
+
+    def _grant(self, n: int) -> Permit:
+        """The Permit for ``n`` permits just granted on a slow path (traced, tracked)."""
+        tracer = self._tracer
+        if tracer is not None:
+            self._trace(tracer, "granted", n)
+        return self._new_permit(n)
+
+    def _new_permit(self, n: int) -> Permit:
+        debug = self._debug
+        if debug is None:
+            return Permit(self, n)
+        return _TrackedPermit(self, n, debug.acquired(n))
 
     # ------------------------------------------------------------ releasing
 
-    def add_permits(self, n: int) -> None:
-        """Add ``n`` permits: to the queue oldest first (partially to the head), then the counter.
+    def release(self, n: int = 1) -> None:
+        """Give ``n`` permits back (``add_permits``): to queued requests oldest first, then free.
 
+        Need not be called by the task that acquired (as ``asyncio.Semaphore``).
         Works after :meth:`close` (the counter grows; the semaphore stays
-        closed). Raises ``ValueError``, changing nothing, if the counter would
-        exceed :data:`MAX_PERMITS`.
+        closed). Raises ``ValueError``, changing nothing, if the permits not
+        held by anyone would exceed :data:`MAX_PERMITS` (a
+        :class:`BoundedSemaphore`: its capacity).
         """
         if type(n) is not int or not 0 <= n <= MAX_PERMITS:
             n = check_count(n)
-        self._put(n)
-
-    release = add_permits
-
-    def _put(self, n: int) -> None:
-        """add_permits for a checked ``n``: one lock round on the common paths."""
-        woken = None
-        slow = True
+        # inline of _put(n) for its common case, nobody queued and untraced
+        # (the asyncio idiom `await sem.acquire(); sem.release()`: ~6% of its time).
         lock = self._lock
         try:
             lock.pop()
         except IndexError:
-            _take_contended(lock)
+            take_contended(lock)
         try:
-            if self._fast:
-                slow = False
-                head = self._head
-                if head is None:
-                    if self._permits + n <= MAX_PERMITS:
-                        self._permits += n
-                    else:
-                        slow = True
-                elif head[_NEEDED] - head[_ASSIGNED] == n:
-                    # The usual hand-over: exactly what the head still needs
-                    # (_assign_locked's first step, inlined on this hot path).
-                    head[_ASSIGNED] = head[_NEEDED]
-                    head[_QUEUED] = False
-                    self._waiting -= 1
-                    nxt = head[_NEXT]
-                    self._head = nxt
-                    if nxt is None:
-                        self._tail = None
-                    else:
-                        nxt[_PREV] = None
-                        head[_NEXT] = None
-                    woken = head
-                else:
-                    woken = self._assign_locked(n)
+            free = self._permits + n
+            fast = self._fast and self._waiters.head is None and free <= self._limit
+            if fast:
+                self._permits = free
         finally:
             lock.append(True)
-        if slow:  # closed, traced, or over MAX_PERMITS
-            self._put_slow(n)
-        elif woken is not None:
-            if woken[_NEXT] is None and woken[_THREAD] == _get_ident():
-                # One waiter, on this thread's loop: _wake's common case, inlined.
+        if not fast:
+            self._put(n)
+            if self._debug is not None:
+                self._debug.cover(n)
+
+    def add_permits(self, n: int) -> None:
+        """Tokio's name for :meth:`release`; the count is required."""
+        self.release(n)
+
+    def _put(self, n: int) -> None:
+        """Release ``n`` checked permits: the limit check, then the one hand-over path."""
+        woken = None
+        lock = self._lock
+        try:
+            lock.pop()
+        except IndexError:
+            take_contended(lock)
+        try:
+            waiters = self._waiters
+            head = waiters.head
+            if head is None:
+                free = self._permits + n
+                over = free > self._limit
+                if not over:
+                    self._permits = free
+            else:
+                # Queued: the counter is 0 and only the head can hold a partial
+                # reservation (a read of the node, under the lock).
+                over = head.assigned + n > self._limit
+                if not over:
+                    woken = waiters.assign(n)
+                    self._permits = waiters.leftover
+            tracer = self._tracer
+            if tracer is not None:
+                available = self._permits
+                waiting = waiters.count
+        finally:
+            lock.append(True)
+        if over:
+            self._over_release(n)
+        if woken is not None:
+            if woken.next is None and woken.thread == _get_ident():
+                # inline of wake() for its common case, one waiter on this thread's
+                # loop (contended `async with`: about 3% of a hand-over cycle).
+                self._granted.add(woken)
                 try:
-                    woken[_WAKER].set_result(None)
+                    woken.waker.set_result(None)
                 except asyncio.InvalidStateError:
                     pass  # cancelled meanwhile: its task gives the permits back
                 except RuntimeError:  # its loop is closed: it will never resume
-                    self._failed(woken)
+                    self._give_back(woken)
             else:
                 self._wake(woken)
-
-    def _put_slow(self, n: int) -> None:
-        with self._hold:
-            free = self._permits
-            overflow = self._head is None and free + n > MAX_PERMITS
-            woken = None if overflow else self._assign_locked(n)
-            available = self._permits
-            waiting = self._waiting
-        if overflow:
-            raise ValueError(
-                f"adding {n} permits would exceed MAX_PERMITS ({MAX_PERMITS}); {free} are free"
-            )
-        if woken is not None:
-            self._wake(woken)
-        tracer = self._tracer
         if tracer is not None:
             emit(tracer, TraceEvent("release", self._name, n, available, waiting))
+
+    def _over_release(self, n: int) -> None:
+        free = self._permits
+        if self._bounded:
+            raise ValueError(
+                f"BoundedSemaphore released too many times: {n} more would exceed its "
+                f"capacity of {self._limit} ({free} free)"
+            )
+        raise ValueError(
+            f"adding {n} permits would exceed MAX_PERMITS ({MAX_PERMITS}); {free} are free"
+        )
+
+    def _forgotten(self, n: int) -> None:
+        """``n`` held permits were dropped (:meth:`Permit.forget`): a bounded capacity shrinks."""
+        if self._bounded:
+            with self._hold:
+                self._limit -= n
 
     def forget_permits(self, n: int) -> int:
         """Remove up to ``n`` permits from the free counter (never from waiters); return how many.
 
-        The closed state is unchanged.
+        A :class:`BoundedSemaphore`'s capacity shrinks by as many. The closed
+        state is unchanged.
         """
         n = check_count(n)
         with self._hold:
             taken = min(n, self._permits)
             self._permits -= taken
+            if self._bounded:
+                self._limit -= taken
             available = self._permits
-            waiting = self._waiting
+            waiting = self._waiters.count
         tracer = self._tracer
         if tracer is not None:
             emit(tracer, TraceEvent("forget", self._name, taken, available, waiting))
@@ -572,15 +523,8 @@ class Semaphore:
                 return
             self._closed = True
             self._fast = False
-            failed = node = self._head
-            while node is not None:
-                self._permits += node[_ASSIGNED]
-                node[_ASSIGNED] = 0
-                node[_QUEUED] = False
-                node[_PREV] = None
-                node = node[_NEXT]
-            self._head = self._tail = None
-            self._waiting = 0
+            failed = self._waiters.fail_all()
+            self._permits += self._waiters.leftover
             available = self._permits
         self._wake(failed)
         tracer = self._tracer
@@ -589,35 +533,53 @@ class Semaphore:
 
     # ------------------------------------------------------------ acquiring
 
-    def acquire(self, n: int = 1) -> Permit:
-        """Request ``n`` permits; await the result, or use it as ``async with``.
+    def _check_request(self, n: object) -> int:
+        n = check_count(n)
+        if n > self._limit:
+            raise ValueError(
+                f"cannot acquire {n} permits from a {type(self).__name__} "
+                f"with capacity {self._limit}"
+            )
+        return n
 
-        ``permit = await sem.acquire(3)`` or ``async with sem.acquire(3) as permit:``.
-        The result is a pending :class:`Permit` that holds the permits once
-        awaited (it can be awaited once). The queue position is taken when it
-        is awaited, not when ``acquire()`` is called. Free
-        permits are taken at once and the request queues for the rest; it is
-        served in FIFO order. Raises :class:`AcquireError` if the semaphore is
-        or becomes closed (handing back anything it had been given).
-        Cancellation at any point hands back everything it had been given.
-        ``acquire(0)`` returns an empty Permit at once unless closed.
+    def acquire(self, n: int = 1) -> Acquire:
+        """Request ``n`` permits: ``await sem.acquire(n)`` or ``async with sem.acquire(n) as p:``.
+
+        Awaiting the request returns a :class:`Permit` holding the ``n``
+        permits; they stay taken until released (``sem.release(n)``,
+        ``permit.release()``, the end of the ``async with`` block), whether or
+        not the Permit is kept. The request is a coroutine-like object:
+        ``asyncio.create_task``, ``TaskGroup.create_task``, ``ensure_future``
+        and ``wait_for`` accept it. It can be awaited once. Its queue position
+        is taken when it starts, not when ``acquire()`` is called.
+
+        Free permits are taken at once and the request queues for the rest; it
+        is served in FIFO order. Raises :class:`AcquireError` if the semaphore
+        is or becomes closed (handing back anything it had been given), and
+        ``ValueError`` at once if ``n`` exceeds a :class:`BoundedSemaphore`'s
+        capacity. Cancellation at any point hands back everything it had been
+        given. ``acquire(0)`` is served at once unless closed.
         """
-        if type(n) is not int or not 0 <= n <= MAX_PERMITS:
-            n = check_count(n)
-        return Permit(self, 0, n)
+        if type(n) is not int or not 0 <= n <= self._limit:
+            n = self._check_request(n)
+        req = _new(Acquire)  # inline of Acquire.__init__
+        req._sem = self
+        req._n = n
+        return req
 
     def try_acquire(self, n: int = 1) -> Permit:
         """Take ``n`` permits now, or raise :class:`Closed` (checked first) or :class:`NoPermits`.
 
-        Never takes permits ahead of a queued request.
+        Never takes permits ahead of a queued request. ``ValueError`` if ``n``
+        exceeds a :class:`BoundedSemaphore`'s capacity.
         """
-        if type(n) is not int or not 0 <= n <= MAX_PERMITS:
-            n = check_count(n)
+        if type(n) is not int or not 0 <= n <= self._limit:
+            n = self._check_request(n)
         lock = self._lock
         try:
             lock.pop()
         except IndexError:
-            _take_contended(lock)
+            take_contended(lock)
         try:
             closed = self._closed
             ok = not closed and self._permits >= n
@@ -626,13 +588,27 @@ class Semaphore:
         finally:
             lock.append(True)
         if not ok:
-            raise Closed() if closed else NoPermits()
-        tracer = self._tracer
-        if tracer is not None:
-            self._trace(tracer, "granted", n)
-        return Permit(self, n)
+            if closed:
+                raise Closed()
+            if self._granted and self._reclaim_then_take(n):
+                return self._grant(n)
+            raise NoPermits()
+        if self._fast:
+            permit = _new(Permit)  # inline of Permit.__init__
+            permit._sem = self
+            permit._n = n
+            return permit
+        return self._grant(n)
 
-    def _begin(self, n: int, event: threading.Event | None = None) -> _Node | None:
+    def _reclaim_then_take(self, n: int) -> bool:
+        self._reclaim()
+        with self._hold:
+            ok = not self._closed and self._permits >= n
+            if ok:
+                self._permits -= n
+        return ok
+
+    def _begin(self, n: int, event: threading.Event | None = None) -> Waiter | None:
         """Start a request the fast path did not serve; None if served at once, else its node.
 
         Under the lock: takes what is free if nobody is queued (all of it if
@@ -647,38 +623,34 @@ class Semaphore:
             loop = _get_running_loop()
             if loop is None:
                 raise RuntimeError("no running event loop")
-            node: _Node = [None, None, n, 0, False, loop.create_future(), _get_ident()]
+            node = Waiter(n, loop.create_future(), _get_ident())
         else:
-            node = [None, None, n, 0, False, event, None]
+            node = Waiter(n, event, None)
         lock = self._lock
         try:
             lock.pop()
         except IndexError:
-            _take_contended(lock)
+            take_contended(lock)
         try:
             closed = self._closed
-            wait = False
-            if closed:
-                pass
-            elif self._head is None:
-                free = self._permits
-                if free >= n:
-                    self._permits = free - n
-                else:
-                    node[_ASSIGNED] = free
-                    self._permits = 0
+            wait = scan = False
+            if not closed:
+                waiters = self._waiters
+                if waiters.head is None:
+                    free = self._permits
+                    if free >= n:
+                        self._permits = free - n
+                    else:
+                        # Becomes the head holding what is free.
+                        self._permits = 0
+                        waiters.push(node, free)
+                        wait = True
+                        # Nobody queued, too few free: maybe a woken waiter's
+                        # loop closed before it resumed and holds them.
+                        scan = bool(self._granted)
+                elif n:
+                    waiters.push(node)
                     wait = True
-            elif n:
-                wait = True
-            if wait:
-                node[_QUEUED] = True
-                node[_PREV] = tail = self._tail
-                if tail is None:
-                    self._head = node
-                else:
-                    tail[_NEXT] = node
-                self._tail = node
-                self._waiting += 1
         finally:
             lock.append(True)
         tracer = self._tracer
@@ -686,18 +658,22 @@ class Semaphore:
             self._trace(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
             raise AcquireError()
+        if scan:
+            self._reclaim()
         return node if wait else None
 
     def acquire_blocking(self, n: int = 1, timeout: float | None = None) -> Permit:
         """Block the calling thread until ``n`` permits are granted (FIFO with async waiters).
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (handing back what it
-        had been given), :class:`AcquireError` if closed, and ``RuntimeError``
-        if the calling thread is running an event loop (it would deadlock it).
+        ``timeout`` is in seconds; None or ``math.inf`` wait without limit.
+        Raises ``TimeoutError`` after ``timeout`` (handing back what it had
+        been given), :class:`AcquireError` if closed, ``ValueError`` for a
+        negative or nan timeout, and ``RuntimeError`` if the calling thread is
+        running an event loop (it would deadlock it).
         """
-        n = check_count(n)
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0, got {timeout}")
+        if type(n) is not int or not 0 <= n <= self._limit:
+            n = self._check_request(n)
+        timeout = check_timeout(timeout)
         if _get_running_loop() is not None:
             raise RuntimeError(
                 "acquire_blocking() called from a thread with a running event loop; "
@@ -709,20 +685,17 @@ class Semaphore:
             try:
                 if not event.wait(timeout):
                     with self._hold:
-                        # Served or closed between the timeout and now?
-                        served = not node[_QUEUED] and node[_ASSIGNED] == n
+                        # Served or closed between the timeout and now? (Reads.)
+                        served = not node.queued and node.assigned == n
                         signalled = served or self._closed
                     if not signalled:
                         raise TimeoutError(f"no {n} permits within {timeout} s")
                 if self._closed:
                     raise AcquireError()
             except BaseException:
-                self._failed(node)
+                self._give_back(node)
                 raise
-        tracer = self._tracer
-        if tracer is not None:
-            self._trace(tracer, "granted", n)
-        return Permit(self, n)
+        return self._grant(n)
 
     # ------------------------------------------- asyncio.Semaphore drop-in
 
@@ -732,61 +705,70 @@ class Semaphore:
         Raises :class:`AcquireError` if the semaphore is or becomes closed;
         cancellation while waiting hands back whatever the request was given.
         """
-        lock = self._lock
-        queued = False
-        # Unlocked peeks at _head, _permits and _fast are only hints; each path
-        # re-checks under the lock and falls back to _begin, which handles
-        # every case.
-        if self._head is None:
-            if self._permits:
-                try:
-                    lock.pop()
-                except IndexError:
-                    _take_contended(lock)
-                try:
-                    fast = self._fast and self._permits > 0
-                    if fast:
-                        self._permits -= 1
-                finally:
-                    lock.append(True)
-                if fast:
-                    return
-        elif self._fast:
-            # Waiters are queued, so no permit is free (the counter invariant):
-            # join the tail. This is _begin's contended case, inline: the call
-            # alone measured about 2% of a contended acquire-release cycle.
-            loop = _get_running_loop()
-            if loop is None:
-                raise RuntimeError("no running event loop")
-            new: _Node = [None, None, 1, 0, False, loop.create_future(), _get_ident()]
+        # An unlocked peek: _permits >= 1 means nobody is queued (the counter
+        # invariant); re-checked under the lock, else _begin handles every case.
+        node: Waiter | None
+        if self._permits:
+            lock = self._lock
             try:
                 lock.pop()
             except IndexError:
-                _take_contended(lock)
+                take_contended(lock)
             try:
-                tail = self._tail
-                if self._fast and tail is not None:
-                    queued = True
-                    new[_QUEUED] = True
-                    new[_PREV] = tail
-                    tail[_NEXT] = new
-                    self._tail = new
-                    self._waiting += 1
+                fast = self._fast and self._permits > 0
+                if fast:
+                    self._permits -= 1
             finally:
                 lock.append(True)
-        node = new if queued else self._begin(1)
-        if node is not None:
-            # The wait tail; Permit.__await__ repeats it so that a wake-up or a
-            # cancellation crosses no generator frame of its own.
+            if fast:
+                return
+            node = self._begin(1)
+        elif self._fast and self._waiters.head is not None:
+            # Others are queued, so nothing is free (the counter invariant): join
+            # the tail. inline of _begin's queueing case, Waiter.__init__ and
+            # WaitList.push (together about 3% of a contended hand-over cycle).
+            loop = _get_running_loop()
+            if loop is None:
+                raise RuntimeError("no running event loop")
+            new = _new(Waiter)  # inline of Waiter.__init__
+            new.needed = 1
+            new.waker = loop.create_future()
+            new.thread = _get_ident()
+            new.next = None
+            lock = self._lock
             try:
-                await node[_WAKER]
+                lock.pop()
+            except IndexError:
+                take_contended(lock)
+            try:
+                waiters = self._waiters
+                tail = waiters.tail
+                queued = False
+                if self._fast and tail is not None:
+                    queued = True
+                    # inline of WaitList.push
+                    new.assigned = 0
+                    new.queued = True
+                    new.prev = tail
+                    tail.next = new
+                    waiters.tail = new
+                    waiters.count += 1
+            finally:
+                lock.append(True)
+            node = new if queued else self._begin(1)
+        else:
+            node = self._begin(1)
+        if node is not None:
+            try:
+                await node.waker
                 # _closed only goes from False to True, so reading it unlocked
                 # is safe: a stale False means close() came after this grant.
                 if self._closed:
                     raise AcquireError()
             except BaseException:
-                self._failed(node)
+                self._give_back(node)
                 raise
+            self._granted.discard(node)
         tracer = self._tracer
         if tracer is not None:
             self._trace(tracer, "granted", 1)
@@ -798,110 +780,214 @@ class Semaphore:
         tb: TracebackType | None,
     ) -> None:
         """Give the block's permit back: to the oldest waiter if any, else to the counter."""
+        # inline of _put(1), untraced: the release half of every `async with`
+        # (about 5% of an uncontended block).
         woken = None
         lock = self._lock
         try:
             lock.pop()
         except IndexError:
-            _take_contended(lock)
+            take_contended(lock)
         try:
-            # _put(1), inline for the same reason as the tail-joining in __aenter__.
             fast = self._fast
             if fast:
-                head = self._head
+                waiters = self._waiters
+                head = waiters.head
                 if head is None:
-                    fast = self._permits < MAX_PERMITS
+                    free = self._permits + 1
+                    fast = free <= self._limit
                     if fast:
-                        self._permits += 1
+                        self._permits = free
+                elif head.needed - head.assigned == 1 and head.needed <= self._limit:
+                    # inline of WaitList.assign(1) when the head needs just this one
+                    # (about 3% of a contended hand-over cycle on uvloop).
+                    head.assigned = head.needed
+                    head.queued = False
+                    waiters.count -= 1
+                    nxt = head.next
+                    waiters.head = nxt
+                    if nxt is None:
+                        waiters.tail = None
+                    else:
+                        nxt.prev = None
+                        head.next = None
+                    woken = head
                 else:
-                    # The head still needs at least one permit: this one is its.
-                    assigned = head[_ASSIGNED] + 1
-                    head[_ASSIGNED] = assigned
-                    if assigned == head[_NEEDED]:
-                        head[_QUEUED] = False
-                        self._waiting -= 1
-                        nxt = head[_NEXT]
-                        self._head = nxt
-                        if nxt is None:
-                            self._tail = None
-                        else:
-                            nxt[_PREV] = None
-                            head[_NEXT] = None
-                        woken = head
+                    fast = False
         finally:
             lock.append(True)
-        if not fast:  # closed, traced, or over MAX_PERMITS
-            self._put_slow(1)
+        if not fast:  # traced, debug, closed, over the limit, or a partial hand-over
+            self._put(1)
         elif woken is not None:
-            if woken[_THREAD] == _get_ident():
+            if woken.next is None and woken.thread == _get_ident():
+                # inline of wake(), as in _put
+                self._granted.add(woken)
                 try:
-                    woken[_WAKER].set_result(None)
+                    woken.waker.set_result(None)
                 except asyncio.InvalidStateError:
                     pass  # cancelled meanwhile: its task gives the permit back
                 except RuntimeError:  # its loop is closed: it will never resume
-                    self._failed(woken)
+                    self._give_back(woken)
             else:
                 self._wake(woken)
 
 
-class Permit:
-    """Ownership of some permits of one semaphore, returned by ``acquire``/``try_acquire``.
+class BoundedSemaphore(Semaphore):
+    """A :class:`Semaphore` that knows its capacity, with ``asyncio.BoundedSemaphore``'s contract.
 
-    ``sem.acquire(n)`` returns a *pending* Permit: awaiting it (once) waits
-    for the ``n`` permits and returns the same object, now holding them;
-    ``async with sem.acquire(n) as permit:`` does the same and releases at
-    exit. ``release()`` gives the permits back (idempotent); ``forget()``
-    drops them without giving them back (the semaphore shrinks).
-    ``with permit:`` and ``async with permit:`` release at exit. A Permit
-    garbage-collected while still holding permits gives them back and emits
-    ``ResourceWarning``.
+    ``release()`` that would make more permits free than the initial
+    ``value`` raises ``ValueError`` and changes nothing. ``acquire(n)``,
+    ``try_acquire(n)`` and ``acquire_blocking(n)`` with ``n`` above the
+    capacity raise ``ValueError`` at once instead of blocking the queue
+    forever. Forgetting permits (:meth:`Permit.forget`,
+    :meth:`forget_permits`) lowers the capacity by as many; ``add_permits``
+    cannot raise it.
     """
 
-    __slots__ = ("_n", "_sem", "_want")
+    __slots__ = ()
 
-    def __init__(self, sem: Semaphore, n: int, want: int = -1) -> None:
+    _bounded: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        value: int = 1,
+        *,
+        name: str | None = None,
+        tracer: TraceFn | None = None,
+        debug: bool | None = None,
+    ) -> None:
+        # The same signature as Semaphore's, so errors name BoundedSemaphore.
+        super().__init__(value, name=name, tracer=tracer, debug=debug)
+
+
+class Acquire:
+    """A pending ``sem.acquire(n)``: await it once for a :class:`Permit`, or ``async with`` it.
+
+    It is coroutine-like (``send``/``throw``/``close``, registered as a
+    ``collections.abc.Coroutine``), so ``asyncio.create_task(sem.acquire())``,
+    ``TaskGroup.create_task``, ``ensure_future`` and ``wait_for`` accept it.
+    Closing or throwing into it before it ran acquires nothing.
+    """
+
+    __slots__ = ("_gen", "_n", "_permit", "_sem")
+
+    # Set on first use only (about 8% of a bare ``await sem.acquire()``):
+    #: The generator driving it when a Task runs it through send/throw.
+    _gen: Generator[Any, None, Permit] | None
+    #: The Permit taken by ``async with``, released at exit.
+    _permit: Permit | None
+
+    def __init__(self, sem: Semaphore, n: int) -> None:
         self._sem = sem
-        # Permits held now.
+        # Permits to acquire; -1 once started.
         self._n = n
-        # Permits still to acquire when awaited; -1 once acquired (or never pending).
-        self._want = want
 
     def __await__(self) -> Generator[Any, None, Permit]:
-        n = self._want
+        n = self._n
         if n < 0:
-            raise RuntimeError("this Permit has already been acquired; call acquire() again")
-        self._want = -1
+            raise RuntimeError("this acquire() request was already awaited; call acquire() again")
+        self._n = -1
         sem = self._sem
-        fast = False
-        if sem._head is None and sem._permits >= n:  # unlocked hints, see Semaphore.__aenter__
+        # Unlocked peek, as in Semaphore.__aenter__ (n >= 1 free proves the queue empty;
+        # n == 0 is served at once anyway).
+        if sem._permits >= n:
             lock = sem._lock
             try:
                 lock.pop()
             except IndexError:
-                _take_contended(lock)
+                take_contended(lock)
             try:
                 fast = sem._fast and sem._permits >= n
                 if fast:
                     sem._permits -= n
             finally:
                 lock.append(True)
-        if not fast:
-            node = sem._begin(n)
-            if node is not None:
-                # Semaphore.__aenter__'s wait tail, inline so that a wake-up or
-                # a cancellation crosses one generator frame, not two.
-                try:
-                    yield from node[_WAKER]
-                    if sem._closed:  # see Semaphore.__aenter__
-                        raise AcquireError()
-                except BaseException:
-                    sem._failed(node)
-                    raise
-            tracer = sem._tracer
-            if tracer is not None:
-                sem._trace(tracer, "granted", n)
+            if fast:
+                permit = _new(Permit)  # inline of Permit.__init__
+                permit._sem = sem
+                permit._n = n
+                return permit
+        node = sem._begin(n)
+        if node is not None:
+            # Semaphore.__aenter__'s wait tail, spelled out so that a wake-up or
+            # a cancellation crosses one generator frame, not two.
+            try:
+                yield from node.waker
+                if sem._closed:  # see Semaphore.__aenter__
+                    raise AcquireError()
+            except BaseException:
+                sem._give_back(node)
+                raise
+            sem._granted.discard(node)
+        return sem._grant(n)
+
+    # The coroutine protocol, for Tasks that drive the request directly.
+
+    def _driver(self) -> Generator[Any, None, Permit]:
+        gen = getattr(self, "_gen", None)
+        if gen is None:
+            gen = self._gen = self.__await__()
+        return gen
+
+    def send(self, value: Any) -> Any:
+        """Coroutine protocol: run the request to its next suspension point."""
+        return self._driver().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Coroutine protocol: raise an exception (a cancellation) at the suspension point."""
+        gen = self._driver()
+        if val is None and tb is None:
+            return gen.throw(typ)
+        return gen.throw(typ, val, tb)  # the deprecated 3-argument form, passed through
+
+    def close(self) -> None:
+        """Coroutine protocol: abandon the request; a queued one hands back what it was given."""
+        gen = getattr(self, "_gen", None)
+        if gen is None:
+            self._n = -1
+        else:
+            gen.close()
+
+    async def __aenter__(self) -> Permit:
+        permit = self._permit = await self
+        return permit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        permit = getattr(self, "_permit", None)
+        if permit is not None:
+            self._permit = None
+            permit.release()
+
+    def __repr__(self) -> str:
+        state = "started" if self._n < 0 else f"pending:{self._n}"
+        return f"<batchsem.Acquire [{state}] of {self._sem!r}>"
+
+
+collections.abc.Coroutine.register(Acquire)
+
+
+class Permit:
+    """Ownership of some permits of one semaphore: a handle, never released by the collector.
+
+    Returned by ``await sem.acquire(n)``, ``try_acquire`` and
+    ``acquire_blocking``. ``release()`` gives the permits back (idempotent);
+    ``forget()`` drops them without giving them back (the semaphore shrinks).
+    ``with permit:`` and ``async with permit:`` release at exit. Dropping the
+    last reference releases nothing: release through the Permit or through
+    ``sem.release(n)``.
+    """
+
+    __slots__ = ("_n", "_sem")
+
+    def __init__(self, sem: Semaphore, n: int) -> None:
+        self._sem = sem
+        # Permits held now.
         self._n = n
-        return self
 
     @property
     def num_permits(self) -> int:
@@ -914,15 +1000,26 @@ class Permit:
         return self._sem
 
     def release(self) -> None:
-        """Give the permits back to the semaphore. Calling it again does nothing."""
+        """Give the permits back to the semaphore. Calling it again does nothing.
+
+        If the semaphore refuses them (``ValueError``: its limit would be
+        exceeded), the Permit keeps holding them.
+        """
         n = self._n
         if n:
             self._n = 0
-            self._sem._put(n)
+            try:
+                self._sem._put(n)
+            except ValueError:  # refused before anything changed (over the limit)
+                self._n += n
+                raise
 
     def forget(self) -> None:
         """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer."""
-        self._n = 0
+        n = self._n
+        if n:
+            self._n = 0
+            self._sem._forgotten(n)
 
     def split(self, n: int) -> Permit | None:
         """Move ``n`` permits into a new Permit; ``None`` (nothing moved) if fewer are held."""
@@ -930,15 +1027,22 @@ class Permit:
         if n > self._n:
             return None
         self._n -= n
-        return Permit(self._sem, n)
+        return self._sem._new_permit(n)
 
     def merge(self, other: Permit) -> None:
-        """Move all of ``other``'s permits into this one; ``ValueError`` for another semaphore's."""
+        """Move all of ``other``'s permits into this one.
+
+        ``ValueError``, changing neither, for another semaphore's Permit or if
+        the result would hold more than :data:`MAX_PERMITS`.
+        """
         if other is self:
             return
         if other._sem is not self._sem:
             raise ValueError("cannot merge permits of different semaphores")
-        self._n += other._n
+        total = self._n + other._n
+        if total > MAX_PERMITS:
+            raise ValueError(f"a Permit cannot hold more than MAX_PERMITS ({MAX_PERMITS})")
+        self._n = total
         other._n = 0
 
     def __enter__(self) -> Permit:
@@ -953,8 +1057,6 @@ class Permit:
         self.release()
 
     async def __aenter__(self) -> Permit:
-        if self._want >= 0:  # a pending ``sem.acquire(n)``: acquire for the block
-            await self
         return self
 
     async def __aexit__(
@@ -966,24 +1068,135 @@ class Permit:
         self.release()
 
     def __repr__(self) -> str:
-        pending = f" pending:{self._want}" if self._want >= 0 else ""
-        return f"<batchsem.Permit permits:{self._n}{pending} of {self._sem!r}>"
+        return f"<batchsem.Permit permits:{self._n} of {self._sem!r}>"
 
-    def __del__(self) -> None:
-        n = self._n
-        if not n:
+
+# ------------------------------------------------------------------ debug mode
+
+
+def _owner() -> int:
+    """Who is acquiring or releasing: the running task, else the thread."""
+    task = asyncio.current_task() if _get_running_loop() is not None else None
+    return id(task) if task is not None else _get_ident()
+
+
+class _Record:
+    """One acquisition in debug mode: how many of its permits are still out, where, by whom."""
+
+    __slots__ = ("n", "origin", "owner")
+
+    def __init__(self, n: int, origin: str) -> None:
+        self.n = n
+        self.origin = origin
+        self.owner = _owner()
+
+
+class DebugLedger:
+    """Debug mode's record of acquisitions not yet released, oldest first.
+
+    Every Permit made in debug mode carries a record with the stack where it
+    was acquired. ``permit.release()`` and ``forget()`` close its record;
+    ``sem.release(n)`` cannot say which acquisition it ends (the asyncio idiom
+    discards the Permit), so it closes the open records of the releasing task
+    (or thread) first, newest first, then the oldest of the others. When the
+    semaphore is garbage-collected, or at interpreter exit, open records are
+    reported as one ``ResourceWarning`` (shown with ``python -X dev`` or
+    ``-W default``) listing where each was acquired. Nothing is ever released
+    on the user's behalf. ``async with sem:`` blocks are not recorded (they
+    cannot leak).
+    """
+
+    __slots__ = ("__weakref__", "name", "records")
+
+    #: How many open acquisitions a report lists.
+    REPORT_LIMIT: ClassVar[int] = 10
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+        self.records: collections.deque[_Record] = collections.deque()
+
+    def acquired(self, n: int) -> _Record:
+        """Open a record for ``n`` permits, remembering the caller's stack."""
+        record = _Record(n, "".join(traceback.format_stack(limit=14)[:-3]))
+        if n:
+            self.records.append(record)
+        return record
+
+    def cover(self, n: int) -> None:
+        """An anonymous ``release(n)``: close ``n`` permits, the releaser's own records first."""
+        records = self.records
+        owner = _owner()
+        for record in reversed(records):
+            if not n:
+                break
+            if record.owner == owner and record.n:
+                take = min(record.n, n)
+                record.n -= take
+                n -= take
+        while records and not records[-1].n:
+            records.pop()
+        while records and (n or not records[0].n):
+            record = records[0]
+            take = min(record.n, n)
+            record.n -= take
+            n -= take
+            if not record.n:
+                records.popleft()
+
+    def unreleased(self) -> list[_Record]:
+        """The open records, oldest first."""
+        return [r for r in self.records if r.n]
+
+    def report(self) -> None:
+        """Warn about open records (the semaphore's finaliser; also runs at exit)."""
+        open_records = self.unreleased()
+        if not open_records:
             return
-        self._n = 0
-        with contextlib.suppress(Exception):  # warnings as errors, interpreter shutdown
-            warnings.warn(
-                f"a batchsem Permit holding {n} permit(s) was garbage-collected without "
-                "release(); the permits were returned",
-                ResourceWarning,
-                source=self,
-                stacklevel=2,
-            )
-        # Safe to take the lock here: the semaphore never allocates or drops a
-        # reference while holding it, so this cannot run inside its own locked
-        # region (see the lock discipline in Semaphore.__init__).
-        with contextlib.suppress(Exception):
-            self._sem._put(n)
+        total = sum(r.n for r in open_records)
+        shown = "".join(
+            f"\n--- {r.n} permit(s) acquired at:\n{r.origin}"
+            for r in open_records[: self.REPORT_LIMIT]
+        )
+        more = len(open_records) - self.REPORT_LIMIT
+        tail = f"\n... and {more} more acquisitions" if more > 0 else ""
+        warnings.warn(
+            f"batchsem debug: semaphore {self.name!r} has {total} permit(s) acquired and "
+            f"never released ({len(open_records)} acquisitions):{shown}{tail}",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+
+class _TrackedPermit(Permit):
+    """A Permit of a semaphore in debug mode: closes its record when it gives permits up."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, sem: Semaphore, n: int, record: _Record) -> None:
+        super().__init__(sem, n)
+        self._record = record
+
+    def release(self) -> None:
+        n = self._n
+        super().release()
+        if n and not self._n:
+            self._record.n = max(0, self._record.n - n)
+
+    def forget(self) -> None:
+        n = self._n
+        super().forget()
+        self._record.n = max(0, self._record.n - n)
+
+    def split(self, n: int) -> Permit | None:
+        part = super().split(n)
+        if part is not None:
+            self._record.n = max(0, self._record.n - part.num_permits)
+        return part
+
+    def merge(self, other: Permit) -> None:
+        moved = other.num_permits if other is not self else 0
+        super().merge(other)
+        if moved:
+            if isinstance(other, _TrackedPermit):
+                other._record.n = max(0, other._record.n - moved)
+            self._record.n += moved

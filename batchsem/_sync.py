@@ -1,37 +1,47 @@
-"""Mutex and RwLock: thin policies over the fair batch semaphore."""
+"""Mutex and RwLock: thin policies over the fair batch semaphore.
+
+They use only the public API of the semaphore class named by their
+``_semaphore_class`` attribute (a :class:`BoundedSemaphore`), so they work on
+top of either implementation; :func:`bind` makes variants on another one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from ._errors import NoPermits
-from ._semaphore import Permit, Semaphore, TraceEvent, TraceFn, _take_contended, emit
+from ._semaphore import BoundedSemaphore, Permit, Semaphore, check_count
+from ._trace import SemaphoreStatistics, TraceFn
 
-__all__ = ["MAX_READS", "Mutex", "ReadGuard", "RwLock", "WriteGuard"]
+__all__ = ["MAX_READS", "Mutex", "ReadGuard", "RwLock", "WriteGuard", "bind"]
 
 #: Tokio's ``MAX_READS`` (``u32::MAX >> 3``): the most readers an RwLock admits at once.
 MAX_READS: Final = 2**29 - 1
 
 
 class Mutex:
-    """A FIFO-fair lock, API-compatible with ``asyncio.Lock``, built on ``Semaphore(1)``.
+    """A FIFO-fair lock, API-compatible with ``asyncio.Lock``, built on ``BoundedSemaphore(1)``.
 
     ``await acquire()`` returns True; ``release()`` raises ``RuntimeError`` if
     the lock is not held (the owner is not tracked, as in ``asyncio.Lock``).
     Waiters are served strictly in arrival order; cancellation while waiting
     leaves the lock as it was. Usable from any thread and event loop.
+    Supports weak references (e.g. a ``WeakValueDictionary`` of per-key locks).
     """
 
-    __slots__ = ("_sem",)
+    __slots__ = ("__weakref__", "_sem")
+
+    #: The semaphore class underneath (see :func:`bind`).
+    _semaphore_class: ClassVar[type[BoundedSemaphore]] = BoundedSemaphore
 
     def __init__(self, *, name: str | None = None, tracer: TraceFn | None = None) -> None:
-        self._sem = Semaphore(1, name=name, tracer=tracer)
+        self._sem = self._semaphore_class(1, name=name, tracer=tracer)
 
     def locked(self) -> bool:
         """True if the lock is held (or handed to a waiter that has not resumed yet)."""
-        return self._sem.available_permits == 0
+        return self._sem.locked()
 
     async def acquire(self) -> bool:
         """Wait until the lock is free and take it; return True."""
@@ -41,35 +51,25 @@ class Mutex:
     def try_acquire(self) -> bool:
         """Take the lock if it is free and nobody is queued; return whether it was taken."""
         try:
-            self._sem.try_acquire(1).forget()
+            self._sem.try_acquire(1)
         except NoPermits:
             return False
         return True
 
     def release(self) -> None:
-        """Release the lock; ``RuntimeError`` if it is not held."""
-        sem = self._sem
-        # The check and the release are one atomic step (two racing release()
-        # calls must not both succeed), so this bypasses add_permits.
-        lock = sem._lock
+        """Release the lock; ``RuntimeError`` if it is not held.
+
+        The check and the release are one atomic step of the bounded
+        semaphore, so two racing ``release()`` calls cannot both succeed.
+        """
         try:
-            lock.pop()
-        except IndexError:
-            _take_contended(lock)
-        try:
-            held = sem._permits == 0
-            woken = sem._assign_locked(1) if held else None
-            available = sem._permits
-            waiting = sem._waiting
-        finally:
-            lock.append(True)
-        if not held:
-            raise RuntimeError("Lock is not acquired.")
-        if woken is not None:
-            sem._wake(woken)
-        tracer = sem._tracer
-        if tracer is not None:
-            emit(tracer, TraceEvent("release", sem.name, 1, available, waiting))
+            self._sem.release()
+        except ValueError:
+            raise RuntimeError("Lock is not acquired.") from None
+
+    def statistics(self) -> SemaphoreStatistics:
+        """The underlying semaphore's statistics (``capacity`` is 1)."""
+        return self._sem.statistics()
 
     async def __aenter__(self) -> None:
         await self._sem.__aenter__()
@@ -88,7 +88,7 @@ class Mutex:
 
 
 class _Guard:
-    __slots__ = ("_lock", "_permit")
+    __slots__ = ("__weakref__", "_lock", "_permit")
 
     def __init__(self, lock: RwLock, permit: Permit) -> None:
         self._lock = lock
@@ -189,14 +189,18 @@ class _WriteRequest(_LockRequest[WriteGuard]):
 class RwLock:
     """A fair reader-writer lock: many readers or one writer, FIFO, writers never starve.
 
-    Built on a :class:`Semaphore` with ``max_readers`` permits: a reader takes
-    one, a writer takes all of them. Because the semaphore is FIFO and never
-    lets a later request past a queued one, a queued writer blocks readers that
-    arrive after it, and a stream of readers cannot starve a writer.
-    ``ValueError`` if ``max_readers`` is outside ``1..MAX_READS``.
+    Built on a :class:`BoundedSemaphore` with ``max_readers`` permits: a
+    reader takes one, a writer takes all of them. Because the semaphore is
+    FIFO and never lets a later request past a queued one, a queued writer
+    blocks readers that arrive after it, and a stream of readers cannot starve
+    a writer. ``ValueError`` if ``max_readers`` is outside ``1..MAX_READS``.
+    Supports weak references, as do its guards.
     """
 
-    __slots__ = ("_max_readers", "_sem")
+    __slots__ = ("__weakref__", "_max_readers", "_sem")
+
+    #: The semaphore class underneath (see :func:`bind`).
+    _semaphore_class: ClassVar[type[BoundedSemaphore]] = BoundedSemaphore
 
     def __init__(
         self,
@@ -205,12 +209,11 @@ class RwLock:
         name: str | None = None,
         tracer: TraceFn | None = None,
     ) -> None:
-        if isinstance(max_readers, bool) or not isinstance(max_readers, int):
-            raise TypeError(f"max_readers must be an int, not {type(max_readers).__name__}")
+        max_readers = check_count(max_readers, "max_readers")
         if not 1 <= max_readers <= MAX_READS:
             raise ValueError(f"max_readers must be in 1..{MAX_READS}, got {max_readers}")
         self._max_readers = max_readers
-        self._sem = Semaphore(max_readers, name=name, tracer=tracer)
+        self._sem = self._semaphore_class(max_readers, name=name, tracer=tracer)
 
     @property
     def max_readers(self) -> int:
@@ -221,6 +224,10 @@ class RwLock:
     def semaphore(self) -> Semaphore:
         """The underlying semaphore (for inspection: ``available_permits``, ``waiting``)."""
         return self._sem
+
+    def statistics(self) -> SemaphoreStatistics:
+        """The underlying semaphore's statistics (``capacity`` is ``max_readers``)."""
+        return self._sem.statistics()
 
     def read(self) -> _ReadRequest:
         """Shared access: ``async with rw.read():`` or ``guard = await rw.read()``."""
@@ -248,3 +255,12 @@ class RwLock:
         else:
             state = f"readers:{self._max_readers - free}"
         return f"<batchsem.RwLock [{state}, waiters:{sem.waiting}]>"
+
+
+def bind(semaphore_class: type[BoundedSemaphore]) -> tuple[type[Mutex], type[RwLock]]:
+    """``Mutex`` and ``RwLock`` classes built on ``semaphore_class`` (e.g. the compiled one)."""
+    mutex = type("Mutex", (Mutex,), {"__slots__": (), "_semaphore_class": semaphore_class})
+    rwlock = type("RwLock", (RwLock,), {"__slots__": (), "_semaphore_class": semaphore_class})
+    for cls in (mutex, rwlock):
+        cls.__module__ = "batchsem"
+    return cast(type[Mutex], mutex), cast(type[RwLock], rwlock)

@@ -45,7 +45,7 @@ except ImportError:  # a checkout that was not installed with `pip install -e .`
 
 #: The Semaphore class under test (set by --impl; default: the active core).
 Sem: Any = batchsem.Semaphore
-CORE: str = getattr(batchsem, "IMPLEMENTATION", "python")
+CORE: str = batchsem.IMPLEMENTATION
 
 perf_counter = time.perf_counter
 process_time = time.process_time
@@ -142,39 +142,30 @@ async def uncontended_noop(iters: int) -> Timing:
     return _stop(t0)
 
 
-async def idiom_batchsem(iters: int) -> Timing:
-    """Scenario 1c, batchsem: the asyncio idiom ``await sem.acquire(); sem.release()``."""
-    sem = Sem(1)
+async def _idiom(sem: Any, iters: int) -> Timing:
+    """Scenario 1c: the asyncio idiom ``await sem.acquire(); sem.release()`` on Semaphore(1)."""
+    acquire = sem.acquire
+    release = sem.release
     t0 = _start()
     for _ in range(iters):
-        await sem.acquire()
-        sem.release()
-    elapsed = _stop(t0)
+        await acquire()
+        release()
+    return _stop(t0)
+
+
+async def idiom_batchsem(iters: int) -> Timing:
+    """Scenario 1c on batchsem.Semaphore(1) (the Permit is discarded, as with asyncio)."""
+    sem = Sem(1)
+    elapsed = await _idiom(sem, iters)
     _check(sem.available_permits == 1 and sem.waiting == 0, "batchsem idiom")
     return elapsed
 
 
 async def idiom_asyncio(iters: int) -> Timing:
-    """Scenario 1c, asyncio: ``await sem.acquire(); sem.release()``."""
+    """Scenario 1c on asyncio.Semaphore(1)."""
     sem = asyncio.Semaphore(1)
-    t0 = _start()
-    for _ in range(iters):
-        await sem.acquire()
-        sem.release()
-    elapsed = _stop(t0)
+    elapsed = await _idiom(sem, iters)
     _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio idiom")
-    return elapsed
-
-
-async def uncontended_asyncio(iters: int) -> Timing:
-    """Scenario 1, asyncio: ``async with sem:`` in a loop, one task, Semaphore(1)."""
-    sem = asyncio.Semaphore(1)
-    t0 = _start()
-    for _ in range(iters):
-        async with sem:
-            pass
-    elapsed = _stop(t0)
-    _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio uncontended")
     return elapsed
 
 
@@ -1001,8 +992,8 @@ def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool)
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "batchsem": getattr(batchsem, "__version__", "?"),
-        "batchsem_core": CORE,
-        "batchsem_active_core": getattr(batchsem, "IMPLEMENTATION", "python"),
+        "batchsem_implementation": batchsem.IMPLEMENTATION,  # the one `import batchsem` chose
+        "batchsem_core": CORE,  # the one measured (--impl)
         "uvloop": uvloop_version(),
         "loops": list(loops),
         "rounds": rounds,
@@ -1017,12 +1008,15 @@ def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool)
 
 
 def _source_digest() -> str | None:
-    """sha256 of the batchsem/_semaphore.py that was measured (the library may be edited)."""
-    path = Path(getattr(batchsem, "__file__", "")).with_name("_semaphore.py")
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    """sha256 over the library's core modules that were measured (the library may be edited)."""
+    package = Path(getattr(batchsem, "__file__", "")).parent
+    digest = hashlib.sha256()
+    for name in ("_semaphore.py", "_waitlist.py", "_lock.py", "_sync.py", "_cbatchsem.c"):
+        try:
+            digest.update((package / name).read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()
 
 
 def _loadavg() -> list[float] | None:

@@ -1,4 +1,4 @@
-"""Helpers shared by the batchsem core tests: event loops, a reference model, white-box checks."""
+"""Helpers shared by the batchsem tests: event loops, a reference model, the queue check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchsem import Semaphore
-from batchsem._semaphore import _ASSIGNED, _NEEDED, _NEXT, _PREV, _QUEUED
 
 uvloop: Any
 try:
@@ -94,83 +93,15 @@ def spin_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.0002)
 
 
-def real_queue(sem: Semaphore) -> list[tuple[int, int]]:
-    """White-box walk of the intrusive queue: [(needed, assigned)] head first, links checked."""
-    out: list[tuple[int, int]] = []
-    prev = None
-    node = sem._head
-    while node is not None:
-        assert node[_PREV] is prev, "broken prev link"
-        assert node[_QUEUED], "linked node not flagged queued"
-        assert 0 <= node[_ASSIGNED] <= node[_NEEDED]
-        if out:
-            assert node[_ASSIGNED] == 0, "only the head may hold a partial reservation"
-        out.append((node[_NEEDED], node[_ASSIGNED]))
-        prev = node
-        node = node[_NEXT]
-    assert sem._tail is prev, "tail does not point at the last node"
-    assert len(out) == sem.waiting, "waiting count disagrees with the list"
-    assert list(sem._lock) == [True], "the lock is held, or its token was duplicated"
-    if out:
-        assert sem.available_permits == 0, "free permits while someone is queued"
-    return out
+def real_queue(sem: Any) -> list[tuple[int, int]]:
+    """The queue as [(needed, assigned)] head first, through the one test hook.
 
-
-class RecordingSemaphore(Semaphore):
-    """A Semaphore that records, at decision time under its lock, which request got permits.
-
-    The test sets ``next_rid`` right before awaiting ``acquire``; the request's node is
-    mapped to it. ``grants`` is the real grant order. Use with a tracer so every
-    ``acquire`` goes through ``_begin`` (the tracer-less fast path bypasses it).
+    ``_queue_snapshot()`` (both implementations have it) checks the links, the
+    counter invariant and that the internal lock is free; the count is checked here.
     """
-
-    def __init__(self, permits: int, **kwargs: Any) -> None:
-        super().__init__(permits, **kwargs)
-        self.next_rid: int | None = None
-        # id(node) -> request id. Nodes are lists (unhashable); an id reused by a
-        # later node is remapped in that node's _begin before it can be served.
-        self.rid_of: dict[int, int | None] = {}
-        self.grants: list[int | None] = []
-        self._in_put = False
-
-    def _begin(self, n: int, event: Any = None) -> Any:
-        node = super()._begin(n, event)
-        # Mapped before anyone can serve the node: these tests are single-threaded.
-        if node is not None:
-            self.rid_of[id(node)] = self.next_rid
-        # Immediate grants are recorded only when traced (then every acquire comes
-        # here); untraced, they may also take the unrecorded fast path.
-        elif self._tracer is not None:
-            self.grants.append(self.next_rid)
-        return node
-
-    def _assign_locked(self, rem: int) -> Any:
-        served = super()._assign_locked(rem)
-        node = served
-        while node is not None and not self._in_put:  # served waiters, chained by _NEXT
-            self.grants.append(self.rid_of.get(id(node)))
-            node = node[_NEXT]
-        return served
-
-    def _put(self, n: int) -> None:
-        # _put serves the head in place when it needs exactly n (no _assign_locked
-        # call to hook). These tests drive the semaphore from one thread, so the
-        # queue cannot change between this prediction and the call; afterwards
-        # every predicted node must really have been served.
-        predicted = []
-        node, rem = (self._head, n) if self._fast else (None, 0)
-        while node is not None and rem >= node[_NEEDED] - node[_ASSIGNED]:
-            rem -= node[_NEEDED] - node[_ASSIGNED]
-            predicted.append(node)
-            node = node[_NEXT]
-        self._in_put = bool(predicted) or self._fast
-        try:
-            super()._put(n)
-        finally:
-            self._in_put = False
-        for node in predicted:
-            assert not node[_QUEUED] and node[_ASSIGNED] == node[_NEEDED], "served out of order"
-            self.grants.append(self.rid_of.get(id(node)))
+    out: list[tuple[int, int]] = sem._queue_snapshot()
+    assert len(out) == sem.waiting, "waiting count disagrees with the queue"
+    return out
 
 
 @dataclass

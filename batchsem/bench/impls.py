@@ -343,11 +343,11 @@ def _aiologic_version() -> str | None:
 BUILTIN: dict[str, Impl] = {
     "batchsem": Impl(
         "batchsem",
-        f"batchsem.Semaphore (this project), the active core: {getattr(batchsem, "IMPLEMENTATION", "python")}",
+        f"batchsem.Semaphore (this project), the active core: {batchsem.IMPLEMENTATION}",
         BatchsemLimiter,
         thread_safe=True,
         closes=True,
-        version=f"{batchsem.__version__} ({getattr(batchsem, "IMPLEMENTATION", "python")})",
+        version=f"{batchsem.__version__} ({batchsem.IMPLEMENTATION})",
         rw_factory=BatchsemRwLimiter,
     ),
     "batchsem-py": Impl(

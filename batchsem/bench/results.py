@@ -57,7 +57,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "batchsem": batchsem.__version__,
-        "batchsem_implementation": getattr(batchsem, "IMPLEMENTATION", "python"),
+        "batchsem_implementation": batchsem.IMPLEMENTATION,
         "uvloop": loops.uvloop_version(),
         "aiologic": aiologic,
         "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)(),

@@ -1,14 +1,14 @@
-"""The semaphore's internal lock, a deque holding one token: mutual exclusion across threads."""
+"""The pure-Python semaphore's internal lock (batchsem._lock): mutual exclusion across threads.
+
+This tests a module of the Python implementation only; it takes no ``impl``.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 
-import pytest
-
-from batchsem import Semaphore
-from batchsem._semaphore import _take_contended
+from batchsem._lock import Hold, new_lock, take_contended
 
 THREADS = 4
 ROUNDS = 1500
@@ -19,8 +19,8 @@ def test_one_thread_at_a_time_inside(fast_switching: None) -> None:
     # middle (something the semaphore itself never does inside its lock), so
     # any thread let in while another is inside loses an update or sees
     # `inside` above 1. Half the threads use the hot-path spelling, half `with`.
-    sem = Semaphore(0)
-    lock = sem._lock
+    lock = new_lock()
+    hold = Hold(lock)
     state = {"inside": 0, "most_inside": 0, "total": 0}
     start = threading.Barrier(THREADS)
 
@@ -38,7 +38,7 @@ def test_one_thread_at_a_time_inside(fast_switching: None) -> None:
             try:
                 lock.pop()
             except IndexError:
-                _take_contended(lock)
+                take_contended(lock)
             try:
                 section()
             finally:
@@ -47,7 +47,7 @@ def test_one_thread_at_a_time_inside(fast_switching: None) -> None:
     def cold() -> None:
         start.wait()
         for _ in range(ROUNDS):
-            with sem._hold:
+            with hold:
                 section()
 
     threads = [threading.Thread(target=hot if i % 2 else cold) for i in range(THREADS)]
@@ -62,13 +62,14 @@ def test_one_thread_at_a_time_inside(fast_switching: None) -> None:
 
 
 def test_waiter_takes_the_lock_only_once_it_is_put_back() -> None:
-    sem = Semaphore(0)
-    lock = sem._lock
+    lock = new_lock()
+    hold = Hold(lock)
     lock.pop()  # held by this thread
+    assert hold.held()
     taken = threading.Event()
 
     def other() -> None:
-        with sem._hold:
+        with hold:
             taken.set()
 
     t = threading.Thread(target=other)
@@ -79,10 +80,3 @@ def test_waiter_takes_the_lock_only_once_it_is_put_back() -> None:
     t.join(10)
     assert list(lock) == [True]
 
-
-def test_lock_is_put_back_when_a_locked_step_raises() -> None:
-    sem = Semaphore(2**61 - 1)
-    with pytest.raises(ValueError):
-        sem.release(1)  # over MAX_PERMITS: raised after the locked check
-    assert list(sem._lock) == [True]
-    assert sem.try_acquire(1).num_permits == 1

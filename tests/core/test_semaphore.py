@@ -6,6 +6,7 @@ import asyncio
 import gc
 import random
 import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -63,7 +64,8 @@ def test_constructor_rejects(value: Any, exc: type[Exception]) -> None:
 
 
 def test_constructor_accepts_bounds() -> None:
-    assert Semaphore().available_permits == 0
+    assert Semaphore().available_permits == 1  # asyncio.Semaphore's default
+    assert Semaphore(value=3).available_permits == 3
     assert Semaphore(0).available_permits == 0
     assert Semaphore(MAX_PERMITS).available_permits == MAX_PERMITS
 
@@ -649,7 +651,9 @@ def test_add_permits_over_max_changes_nothing(run: Any) -> None:
 
 def test_release_is_add_permits() -> None:
     sem = Semaphore(1)
-    sem.release(3)
+    sem.release()
+    assert sem.available_permits == 2
+    sem.release(2)
     assert sem.available_permits == 4
     sem.add_permits(2)
     assert sem.available_permits == 6
@@ -775,15 +779,22 @@ def test_semaphore_async_with_drop_in(run: Any) -> None:
     run(main)
 
 
-def test_garbage_collected_permit_returns_permits(run: Any) -> None:
+def test_garbage_collected_permit_keeps_its_permits(run: Any) -> None:
+    """Permits are handles: dropping the Permit releases nothing, silently."""
+
     async def main() -> None:
         sem = Semaphore(3)
         p = await sem.acquire(2)
         waiter = spawn(sem, 3)
         await until(lambda: sem.waiting == 1)
-        with pytest.warns(ResourceWarning, match="garbage-collected"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not even a ResourceWarning
             del p
             gc.collect()
+        await steps()
+        assert not waiter.done()
+        assert sem.available_permits == 0 and real_queue(sem) == [(3, 1)]
+        sem.release(2)
         q = await waiter
         assert q.num_permits == 3
         q.release()
@@ -792,13 +803,14 @@ def test_garbage_collected_permit_returns_permits(run: Any) -> None:
     run(main)
 
 
-def test_garbage_collected_permit_in_cycle() -> None:
+def test_garbage_collected_permit_in_cycle_keeps_its_permits() -> None:
     sem = Semaphore(2)
     holder: dict[str, Any] = {"p": sem.try_acquire(2)}
     holder["self"] = holder  # only the cyclic collector can free it
-    with pytest.warns(ResourceWarning):
-        del holder
-        gc.collect()
+    del holder
+    gc.collect()
+    assert sem.available_permits == 0
+    sem.release(2)
     assert sem.available_permits == 2
 
 
@@ -983,20 +995,20 @@ def test_tracer_releasing_during_acquire_is_safe(run: Any) -> None:
     run(main)
 
 
-def test_acquire_returns_a_pending_permit_awaitable_once(run: Any) -> None:
+def test_acquire_returns_a_request_awaitable_once(run: Any) -> None:
     async def main() -> None:
         sem = Semaphore(4)
         pending = sem.acquire(3)
-        assert isinstance(pending, Permit) and pending.num_permits == 0
+        assert not isinstance(pending, Permit)
         assert sem.available_permits == 4  # nothing taken before it is awaited
         permit = await pending
-        assert permit is pending and permit.num_permits == 3
-        with pytest.raises(RuntimeError, match="already been acquired"):
-            await permit
+        assert isinstance(permit, Permit) and permit.num_permits == 3
+        with pytest.raises(RuntimeError, match="already awaited"):
+            await pending
         permit.release()
         granted = sem.try_acquire(1)
-        with pytest.raises(RuntimeError):
-            await granted
+        with pytest.raises(TypeError):
+            await granted  # a Permit is not awaitable
         granted.release()
         assert sem.available_permits == 4
         async with sem.acquire(2) as held:

@@ -1,0 +1,275 @@
+"""The semaphore's wait queue: an intrusive FIFO list of :class:`Waiter` nodes.
+
+Every waiter is a node carrying its own ``prev``/``next`` links, so a
+cancelled waiter leaves the queue in O(1) without searching for itself
+(``collections.deque.remove`` is O(n), which is what makes cancelling many
+queued ``asyncio.Semaphore`` waiters quadratic).
+
+This module owns every change to a node, except two copies in
+``Semaphore.__aenter__``/``__aexit__`` (tagged "inline of", with their measured
+gain) of :meth:`WaitList.push` and of the exact-fit case of
+:meth:`WaitList.assign`. Permits are handed to the queue head first
+(:meth:`WaitList.assign`); a head that needs more than it is given keeps what it
+got (a partial reservation) and nothing goes past it. Served nodes are unlinked
+and returned as a chain (through ``next``) for the caller to wake with
+:func:`wake` once it has released its lock.
+
+Lock discipline: every :class:`WaitList` method and every write to a node's
+``prev``, ``next``, ``assigned`` or ``queued`` happens while the owning
+semaphore's lock is held, with one exception: a chain of nodes the queue has
+let go of (served or failed, no longer queued) belongs to the caller that
+received it, and :func:`wake` unchains it. ``needed``, ``waker`` and ``thread``
+are set before a node is queued and never change, so anyone may read them:
+another thread may serve the node as soon as the lock is released and wakes
+it through them. No method allocates a garbage-collected object (a garbage
+collection inside a locked region could run a ``__del__`` that re-enters the
+lock), except the :meth:`WaitList.snapshot` test hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+__all__ = ["WaitList", "Waiter", "stranded", "wake"]
+
+_get_ident = threading.get_ident
+
+
+class Waiter:
+    """One queued request for ``needed`` permits."""
+
+    __slots__ = ("assigned", "needed", "next", "prev", "queued", "thread", "waker")
+
+    def __init__(self, needed: int, waker: Any, thread: int | None) -> None:
+        #: Towards the head, or None at the head. Lock held.
+        self.prev: Waiter | None = None
+        #: Towards the tail, or, once let go of, the next node of a chain to wake.
+        self.next: Waiter | None = None
+        #: Permits requested. Constant.
+        self.needed = needed
+        #: Permits handed to the request so far; 0 <= assigned <= needed. Lock held.
+        self.assigned = 0
+        #: True exactly while the node is linked into a queue. Lock held.
+        self.queued = False
+        #: The asyncio.Future an async waiter awaits, or the threading.Event a
+        #: blocking one waits on. Constant.
+        self.waker = waker
+        #: The ident of the thread running an async waiter's loop (the thread that
+        #: made the node); None for a blocking waiter. Constant: a loop moved to
+        #: another thread while a task waits on it is not supported.
+        self.thread = thread
+
+
+class WaitList:
+    """The FIFO queue of one semaphore. Every method requires the semaphore's lock."""
+
+    __slots__ = ("count", "head", "leftover", "tail")
+
+    def __init__(self) -> None:
+        # Invariant: only the head may hold a partial reservation (assigned > 0
+        # with assigned < needed); every other node has assigned == 0. Permits
+        # are handed out head first, and a new node takes free permits (push's
+        # ``assigned``) only when it becomes the head of an empty queue.
+        self.head: Waiter | None = None
+        self.tail: Waiter | None = None
+        #: The number of linked nodes.
+        self.count = 0
+        #: What the last :meth:`assign` or :meth:`fail_all` left over.
+        self.leftover = 0
+
+    def push(self, node: Waiter, assigned: int = 0) -> None:
+        """Link ``node`` at the tail, holding ``assigned`` permits (only for a new head)."""
+        node.assigned = assigned
+        node.queued = True
+        node.prev = tail = self.tail
+        if tail is None:
+            self.head = node
+        else:
+            tail.next = node
+        self.tail = node
+        self.count += 1
+
+    def withdraw(self, node: Waiter) -> int:
+        """Unlink ``node`` if queued; take back and return what it had been handed.
+
+        For a request that will not complete (cancelled, failed, or served but
+        never resumed). A second call returns 0.
+        """
+        if node.queued:
+            prev = node.prev
+            nxt = node.next
+            if prev is None:
+                self.head = nxt
+            else:
+                prev.next = nxt
+            if nxt is None:
+                self.tail = prev
+            else:
+                nxt.prev = prev
+            node.prev = node.next = None
+            node.queued = False
+            self.count -= 1
+        n = node.assigned
+        node.assigned = 0
+        return n
+
+    def assign(self, rem: int) -> Waiter | None:
+        """Hand ``rem`` permits to the queue, head first; return the served nodes.
+
+        Each node that becomes fully served is unlinked; the served nodes are
+        returned as a chain through ``next`` (oldest first), for :func:`wake`.
+        A head that needs more than what is left keeps it as a partial
+        reservation. What no node needed is left in :attr:`leftover`.
+        """
+        node = self.head
+        if node is not None and node.needed - node.assigned == rem:
+            # The usual hand-over: exactly what the head still needs.
+            node.assigned = node.needed
+            node.queued = False
+            self.count -= 1
+            self.leftover = 0
+            nxt = node.next
+            self.head = nxt
+            if nxt is None:
+                self.tail = None
+            else:
+                nxt.prev = None
+                node.next = None
+            return node
+        last = None
+        while node is not None and rem:
+            want = node.needed - node.assigned
+            if rem < want:
+                node.assigned += rem
+                rem = 0
+                break
+            rem -= want
+            node.assigned = node.needed
+            node.queued = False
+            node.prev = None
+            self.count -= 1
+            last = node
+            node = node.next
+        self.leftover = rem
+        if last is None:
+            return None
+        served = self.head
+        last.next = None
+        self.head = node
+        if node is None:
+            self.tail = None
+        else:
+            node.prev = None
+        return served
+
+    def fail_all(self) -> Waiter | None:
+        """Unlink every node, taking back what each held; return them as a chain to wake.
+
+        The permits taken back are left in :attr:`leftover`.
+        """
+        total = 0
+        failed = node = self.head
+        while node is not None:
+            total += node.assigned
+            node.assigned = 0
+            node.queued = False
+            node.prev = None
+            node = node.next
+        self.head = self.tail = None
+        self.count = 0
+        self.leftover = total
+        return failed
+
+    def head_assigned(self) -> int:
+        """The partial reservation of the head (0 for an empty queue)."""
+        head = self.head
+        return 0 if head is None else head.assigned
+
+    def wanted(self) -> int:
+        """The permits the queued requests still need, in total. O(len)."""
+        total = 0
+        node = self.head
+        while node is not None:
+            total += node.needed - node.assigned
+            node = node.next
+        return total
+
+    def snapshot(self) -> list[tuple[int, int]]:
+        """``[(needed, assigned), ...]`` head first, after checking every link and invariant.
+
+        Raises ``AssertionError`` if the structure is broken. A test hook: it
+        allocates, so it must not be used where a collection could re-enter.
+        """
+        out: list[tuple[int, int]] = []
+        prev = None
+        node = self.head
+        while node is not None:
+            if node.prev is not prev:
+                raise AssertionError("broken prev link")
+            if not node.queued:
+                raise AssertionError("linked node not flagged queued")
+            if not 0 <= node.assigned <= node.needed:
+                raise AssertionError("assigned outside 0..needed")
+            if out and node.assigned:
+                raise AssertionError("only the head may hold a partial reservation")
+            out.append((node.needed, node.assigned))
+            prev = node
+            node = node.next
+        if self.tail is not prev:
+            raise AssertionError("tail does not point at the last node")
+        if len(out) != self.count:
+            raise AssertionError("count disagrees with the list")
+        return out
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def wake(chain: Waiter | None, granted: set[Waiter]) -> list[Waiter] | None:
+    """Resume every node of a chain the queue let go of, each on its own loop or thread.
+
+    Call without the lock: waking runs callbacks. Each async node is added to
+    ``granted`` (the semaphore's record of nodes woken but not yet resumed)
+    before its wake-up is scheduled. Returns the nodes that will never resume
+    because their loop is closed; the caller must take back what they hold. (A
+    node whose future was cancelled meanwhile gives its permits back itself,
+    when its task runs and sees the cancellation.)
+    """
+    lost: list[Waiter] | None = None
+    ident = _get_ident()
+    node = chain
+    while node is not None:
+        nxt = node.next
+        node.next = None
+        waker = node.waker
+        thread = node.thread
+        if thread is None:  # a blocking waiter
+            waker.set()
+        else:
+            granted.add(node)
+            try:
+                if thread == ident:  # on the waiter's own loop thread
+                    waker.set_result(None)
+                else:
+                    waker.get_loop().call_soon_threadsafe(_resolve, waker)
+            except asyncio.InvalidStateError:
+                # Cancelled meanwhile: its task gives the permits back when it
+                # runs (as in Tokio; the FIFO model of the tests relies on it).
+                pass
+            except RuntimeError:
+                # Its loop is closed: it will never resume.
+                granted.discard(node)
+                if lost is None:
+                    lost = []
+                lost.append(node)
+        node = nxt
+    return lost
+
+
+def stranded(node: Waiter) -> bool:
+    """True if ``node`` is an async waiter whose event loop is closed: it will never resume."""
+    return node.thread is not None and node.waker.get_loop().is_closed()
