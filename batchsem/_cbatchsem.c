@@ -69,9 +69,10 @@ static PyObject *NoPermitsError;   /* batchsem._errors.NoPermits */
 static PyObject *InvalidStateError;/* asyncio.InvalidStateError */
 static PyObject *get_running_loop; /* asyncio.events._get_running_loop */
 static PyObject *resolve_fn;       /* _cbatchsem._resolve */
-static PyObject *support_module;   /* batchsem._support-like module, imported lazily */
+static PyObject *trace_module;     /* batchsem._trace: TraceEvent, emit, SemaphoreStatistics */
+static PyObject *debug_module;     /* batchsem._cdebug: debug-mode glue, imported on first use */
 static PyObject *str_set_result, *str_create_future, *str_call_soon_threadsafe,
-    *str_blocking, *str_done;
+    *str_blocking, *str_done, *str_is_closed;
 
 static PyTypeObject Semaphore_Type;
 static PyTypeObject BoundedSemaphore_Type;
@@ -87,11 +88,20 @@ typedef struct AcqObject AcqObject;
 typedef struct {
     PyObject_HEAD
     int64_t permits;          /* the free counter; (I1), (I5) */
-    int64_t capacity;         /* BoundedSemaphore's bound; -1 for a plain Semaphore */
+    /* (I6) permits + the head's partial reservation <= limit: MAX_PERMITS for a
+     * Semaphore, the capacity of a BoundedSemaphore (lowered by forgetting). */
+    int64_t limit;
+    char bounded;             /* a BoundedSemaphore: limit is a capacity */
     Py_ssize_t waiting;       /* (I4) */
     AcqObject *head, *tail;   /* FIFO queue, oldest at head; each linked node holds a reference */
+    /* Async waiters woken (their wake-up scheduled) but not resumed yet, linked
+     * through gprev/gnext; each holds a reference. A node left here whose loop
+     * is closed will never resume: reclaim() takes its permits back. */
+    AcqObject *granted;
+    Py_ssize_t ngranted;
     PyObject *name;           /* str or None; immutable after __init__ */
     PyObject *tracer;         /* callable or NULL */
+    PyObject *debug;          /* batchsem._semaphore.DebugLedger in debug mode, else NULL */
     char closed;              /* goes from 0 to 1 only */
     PyObject *weakreflist;
 #ifdef Py_GIL_DISABLED
@@ -103,6 +113,7 @@ typedef struct {
     PyObject_HEAD
     SemObject *sem;
     int64_t n;                /* permits held; changed only under LOCK(sem) */
+    PyObject *record;         /* debug mode: the ledger's record of this acquisition */
 } PermitObject;
 
 enum { ST_INIT, ST_WAITING, ST_DONE };
@@ -119,8 +130,10 @@ struct AcqObject {
     PyObject_HEAD
     SemObject *sem;
     AcqObject *prev, *next;
+    AcqObject *gprev, *gnext; /* in sem->granted; under LOCK(sem) */
     int64_t needed, assigned;
     char queued;
+    char in_granted;
     char state;
     char kind;
     PyObject *fut;            /* async: the future the task awaits */
@@ -166,9 +179,13 @@ parse_count(PyObject *obj, const char *what, int64_t *out)
         num = Py_NewRef(obj);
     }
     else {
-        if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-            PyErr_Format(PyExc_TypeError, "%s must be an int, not %.200s", what,
-                         Py_TYPE(obj)->tp_name);
+        if (PyBool_Check(obj)) {
+            PyErr_Format(PyExc_TypeError, "%s must be an integer, not bool", what);
+            return -1;
+        }
+        if (!PyIndex_Check(obj)) {
+            PyErr_Format(PyExc_TypeError, "%s must be an integer, not %.200s", what,
+                         _PyType_Name(Py_TYPE(obj)));
             return -1;
         }
         num = PyNumber_Index(obj);
@@ -235,6 +252,17 @@ parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return 0;
 }
 
+static PyObject *
+import_attr_any(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL)
+        return NULL;
+    PyObject *attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
 static double
 monotonic_now(void)
 {
@@ -250,9 +278,36 @@ monotonic_now(void)
 static PyObject *
 support(void)
 {
-    if (support_module == NULL)
-        support_module = PyImport_ImportModule("batchsem._semaphore");
-    return support_module;
+    if (trace_module == NULL)
+        trace_module = PyImport_ImportModule("batchsem._trace");
+    return trace_module;
+}
+
+/* Call batchsem._cdebug.<fname>(a, n) on the debug path; a new reference or NULL. */
+static PyObject *
+debug_call(const char *fname, PyObject *a, int64_t n)
+{
+    if (debug_module == NULL) {
+        debug_module = PyImport_ImportModule("batchsem._cdebug");
+        if (debug_module == NULL)
+            return NULL;
+    }
+    return PyObject_CallMethod(debug_module, fname, "OL", a, (long long)n);
+}
+
+/* Debug mode: note that permit gave up n permits (released, forgotten, split off). */
+static void
+debug_covered(PyObject *record, int64_t n)
+{
+    if (record == NULL || n == 0)
+        return;
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *r = debug_call("covered", record, n);
+    if (r == NULL)
+        PyErr_WriteUnraisable(record);
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
 }
 
 /* --------------------------------------------------------------- tracing */
@@ -375,32 +430,28 @@ assign_locked(SemObject *sem, int64_t rem)
     return served;
 }
 
-/* What a release of n may add: the permits that will end up outside any
- * waiter, i.e. the counter's gain. With a queue, permits go to waiters first. */
+/* May n permits be released? (I6): with nobody queued they all reach the
+ * counter; with a queue the counter is 0 (I1) and only the head holds a partial
+ * reservation (I2), so the head's reservation plus n bounds what ends up outside
+ * any Permit. 0 if allowed. */
 static int
-put_check_locked(SemObject *sem, int64_t n, int64_t *free_out)
+put_check_locked(SemObject *sem, int64_t n)
 {
-    *free_out = sem->permits;
-    if (sem->capacity >= 0) {
-        /* BoundedSemaphore: free + the head's partial reservation + n <= capacity
-         * (permits held by Permits and by served waiters are the rest). */
-        int64_t held_back = sem->permits + (sem->head ? sem->head->assigned : 0);
-        if (n > sem->capacity - held_back)
-            return -2;
-    }
-    if (sem->head == NULL && n > MAX_PERMITS - sem->permits)
-        return -1;
-    return 0;
+    int64_t base = sem->head == NULL ? sem->permits : sem->head->assigned;
+    return n > sem->limit - base ? -1 : 0;
 }
 
 static int
-put_error(SemObject *sem, int check, int64_t n, int64_t free)
+put_error(SemObject *sem, int64_t n)
 {
-    if (check == -2)
+    LOCK(sem);
+    int64_t free = sem->permits, limit = sem->limit;
+    UNLOCK(sem);
+    if (sem->bounded)
         PyErr_Format(PyExc_ValueError,
-                     "BoundedSemaphore released too many times: releasing %lld permit(s) "
-                     "would exceed its capacity of %lld",
-                     (long long)n, (long long)sem->capacity);
+                     "BoundedSemaphore released too many times: %lld more would exceed its "
+                     "capacity of %lld (%lld free)",
+                     (long long)n, (long long)limit, (long long)free);
     else
         PyErr_Format(PyExc_ValueError,
                      "adding %lld permits would exceed MAX_PERMITS (%lld); %lld are free",
@@ -409,6 +460,38 @@ put_error(SemObject *sem, int check, int64_t n, int64_t free)
 }
 
 /* ------------------------------------------------------------------ waking */
+
+/* The granted list: async nodes woken but not resumed. The caller holds a
+ * reference to node; add takes one more for the list, remove hands it back to
+ * the caller to drop after UNLOCK (R1). */
+static void
+granted_add_locked(SemObject *sem, AcqObject *node)
+{
+    node->in_granted = 1;
+    node->gprev = NULL;
+    node->gnext = sem->granted;
+    if (sem->granted != NULL)
+        sem->granted->gprev = node;
+    sem->granted = node;
+    sem->ngranted++;
+}
+
+static int
+granted_remove_locked(SemObject *sem, AcqObject *node)
+{
+    if (!node->in_granted)
+        return 0;
+    if (node->gprev == NULL)
+        sem->granted = node->gnext;
+    else
+        node->gprev->gnext = node->gnext;
+    if (node->gnext != NULL)
+        node->gnext->gprev = node->gprev;
+    node->gprev = node->gnext = NULL;
+    node->in_granted = 0;
+    sem->ngranted--;
+    return 1;
+}
 
 static int failed(SemObject *sem, AcqObject *node);
 
@@ -431,7 +514,8 @@ resolve(PyObject *Py_UNUSED(module), PyObject *fut)
     Py_RETURN_NONE;
 }
 
-/* Wake one unlinked node. Returns 0, or -1 with an exception that is not one of
+/* Wake one unlinked node. An async node enters the granted list before its
+ * wake-up is scheduled. Returns 0, or -1 with an exception that is not one of
  * the expected outcomes (cancelled meanwhile; its loop is closed). */
 static int
 wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
@@ -440,6 +524,10 @@ wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
         PyThread_release_lock(node->event);
         return 0;
     }
+    Py_INCREF(node);
+    LOCK(sem);
+    granted_add_locked(sem, node);
+    UNLOCK(sem);
     PyObject *r;
     if (node->thread == ident)
         r = PyObject_CallMethodOneArg(node->fut, str_set_result, Py_None);
@@ -450,8 +538,8 @@ wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
         Py_DECREF(r);
         return 0;
     }
-    if (node->thread == ident && PyErr_ExceptionMatches(InvalidStateError)) {
-        /* cancelled meanwhile: its task gives the permits back (Acquire.throw) */
+    if (PyErr_ExceptionMatches(InvalidStateError)) {
+        /* cancelled meanwhile: its task gives the permits back when it runs */
         PyErr_Clear();
         return 0;
     }
@@ -463,8 +551,9 @@ wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
     return -1;
 }
 
-/* Wake a chain of unlinked nodes (consumes the chain's references). Every node
- * is woken even if one fails; the first unexpected error is re-raised. */
+/* The one wake path: wake a chain of unlinked nodes (consumes the chain's
+ * references). Every node is woken even if one fails; the first unexpected
+ * error is re-raised. */
 static int
 wake(SemObject *sem, AcqObject *node)
 {
@@ -496,9 +585,10 @@ wake(SemObject *sem, AcqObject *node)
 static int
 failed(SemObject *sem, AcqObject *node)
 {
-    int was_queued;
+    int was_queued, was_granted;
     AcqObject *woken = NULL;
     LOCK(sem);
+    was_granted = granted_remove_locked(sem, node);
     was_queued = node->queued;
     if (was_queued)
         unlink_locked(sem, node);
@@ -509,12 +599,52 @@ failed(SemObject *sem, AcqObject *node)
     }
     int closed = sem->closed;
     UNLOCK(sem);
+    /* the queue's and the granted list's references; the caller holds another */
     if (was_queued)
-        Py_DECREF(node); /* the queue's reference; the caller holds another */
+        Py_DECREF(node);
+    if (was_granted)
+        Py_DECREF(node);
     int rc = wake(sem, woken);
     if (sem->tracer != NULL)
         trace_now(sem, closed ? "failed_closed" : "cancelled", node->needed);
     return rc;
+}
+
+/* Give back the permits of woken waiters whose loop was closed before they
+ * resumed (they will never resume). Errors are reported, never raised. */
+static void
+reclaim(SemObject *sem)
+{
+    LOCK(sem);
+    Py_ssize_t count = sem->ngranted;
+    UNLOCK(sem);
+    if (count == 0)
+        return;
+    AcqObject **nodes = PyMem_New(AcqObject *, count);
+    if (nodes == NULL)
+        return;
+    Py_ssize_t k = 0;
+    LOCK(sem);
+    for (AcqObject *node = sem->granted; node != NULL && k < count; node = node->gnext) {
+        Py_INCREF(node);
+        nodes[k++] = node;
+    }
+    UNLOCK(sem);
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        AcqObject *node = nodes[i];
+        PyObject *closed = PyObject_CallMethodNoArgs(node->loop, str_is_closed);
+        int stranded = closed == NULL ? -1 : PyObject_IsTrue(closed);
+        Py_XDECREF(closed);
+        if (stranded > 0 && failed(sem, node) < 0)
+            stranded = -1;
+        if (stranded < 0)
+            PyErr_WriteUnraisable((PyObject *)node);
+        Py_DECREF(node);
+    }
+    PyMem_Free(nodes);
+    PyErr_Restore(et, ev, etb);
 }
 
 /* Give n permits back (add_permits / release / Permit.release). If permit is
@@ -522,13 +652,13 @@ failed(SemObject *sem, AcqObject *node)
 static int
 put(SemObject *sem, int64_t n, PermitObject *permit)
 {
-    int64_t free, available;
+    int64_t available;
     Py_ssize_t waiting;
     AcqObject *woken = NULL;
     LOCK(sem);
     if (permit != NULL)
         n = permit->n;
-    int check = put_check_locked(sem, n, &free);
+    int check = put_check_locked(sem, n);
     if (check == 0) {
         if (permit != NULL)
             permit->n = 0;
@@ -541,7 +671,9 @@ put(SemObject *sem, int64_t n, PermitObject *permit)
     waiting = sem->waiting;
     UNLOCK(sem);
     if (check)
-        return put_error(sem, check, n, free);
+        return put_error(sem, n);
+    if (permit != NULL)
+        debug_covered(permit->record, n);
     int rc = wake(sem, woken);
     if (sem->tracer != NULL)
         trace(sem, "release", n, available, waiting);
@@ -558,14 +690,32 @@ permit_new(SemObject *sem, int64_t n)
         return NULL;
     p->sem = (SemObject *)Py_NewRef(sem);
     p->n = n;
+    p->record = NULL;
     PyObject_GC_Track(p);
     return p;
+}
+
+/* Debug mode: open the ledger's record for a Permit just filled (after the
+ * state change; a failure is reported, the permits stay held). */
+static void
+permit_track(PermitObject *p)
+{
+    SemObject *sem = p->sem;
+    if (sem->debug == NULL || p->record != NULL)
+        return;
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    p->record = debug_call("acquired", sem->debug, p->n);
+    if (p->record == NULL)
+        PyErr_WriteUnraisable((PyObject *)p);
+    PyErr_Restore(et, ev, etb);
 }
 
 static int
 permit_traverse(PermitObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->sem);
+    Py_VISIT(self->record);
     return 0;
 }
 
@@ -573,6 +723,7 @@ static int
 permit_clear(PermitObject *self)
 {
     Py_CLEAR(self->sem);
+    Py_CLEAR(self->record);
     return 0;
 }
 
@@ -581,6 +732,7 @@ permit_dealloc(PermitObject *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->sem);
+    Py_CLEAR(self->record);
     PyObject_GC_Del(self);
 }
 
@@ -612,9 +764,14 @@ permit_release(PermitObject *self, PyObject *Py_UNUSED(a))
 static PyObject *
 permit_forget(PermitObject *self, PyObject *Py_UNUSED(a))
 {
-    LOCK(self->sem);
+    SemObject *sem = self->sem;
+    LOCK(sem);
+    int64_t n = self->n;
     self->n = 0;
-    UNLOCK(self->sem);
+    if (sem->bounded)
+        sem->limit -= n; /* the capacity shrinks by what is dropped (I6 still holds) */
+    UNLOCK(sem);
+    debug_covered(self->record, n);
     Py_RETURN_NONE;
 }
 
@@ -639,6 +796,10 @@ permit_split(PermitObject *self, PyObject *arg)
         Py_DECREF(p);
         Py_RETURN_NONE;
     }
+    if (self->sem->debug != NULL) {
+        debug_covered(self->record, n);
+        permit_track(p);
+    }
     return (PyObject *)p;
 }
 
@@ -658,25 +819,26 @@ permit_merge(PermitObject *self, PyObject *arg)
         return NULL;
     }
     int ok;
-    int64_t total;
+    int64_t moved = 0;
     LOCK(self->sem);
-    total = self->n;
     ok = other->n <= MAX_PERMITS - self->n;
     if (ok) {
-        total += other->n;
-        self->n = total;
+        moved = other->n;
+        self->n += moved;
         other->n = 0;
-    }
-    else {
-        total += other->n;
     }
     UNLOCK(self->sem);
     if (!ok) {
-        PyErr_Format(PyExc_ValueError,
-                     "merging would make a Permit hold %lld permits, more than MAX_PERMITS "
-                     "(%lld)",
-                     (long long)total, (long long)MAX_PERMITS);
+        PyErr_Format(PyExc_ValueError, "a Permit cannot hold more than MAX_PERMITS (%lld)",
+                     (long long)MAX_PERMITS);
         return NULL;
+    }
+    if (moved && self->record != NULL) {
+        debug_covered(other->record, moved);
+        PyObject *r = debug_call("moved", self->record, moved);
+        if (r == NULL)
+            PyErr_WriteUnraisable((PyObject *)self);
+        Py_XDECREF(r);
     }
     Py_RETURN_NONE;
 }
@@ -764,7 +926,7 @@ permit_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyTypeObject Permit_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "batchsem._cbatchsem.Permit",
+    .tp_name = "Permit", /* __module__ is set to "batchsem" at import */
     .tp_basicsize = sizeof(PermitObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Ownership of some permits of one semaphore (returned by acquire, "
@@ -928,9 +1090,11 @@ acq_new(SemObject *sem, int64_t n, int kind)
         return NULL;
     a->sem = (SemObject *)Py_NewRef(sem);
     a->prev = a->next = NULL;
+    a->gprev = a->gnext = NULL;
     a->needed = n;
     a->assigned = 0;
     a->queued = 0;
+    a->in_granted = 0;
     a->state = ST_INIT;
     a->kind = (char)kind;
     a->fut = NULL;
@@ -972,7 +1136,7 @@ begin(AcqObject *node)
         if (node->permit == NULL)
             return -1;
     }
-    if (sem->tracer == NULL) {
+    if (sem->tracer == NULL && sem->debug == NULL) {
         LOCK(sem);
         r = try_serve_locked(sem, node);
         UNLOCK(sem);
@@ -1007,6 +1171,7 @@ begin(AcqObject *node)
         node->thread = PyThread_get_thread_ident();
     }
     Py_INCREF(node); /* the queue's reference, if it is linked */
+    int scan = 0;
     LOCK(sem);
     r = try_serve_locked(sem, node);
     if (r == 0) {
@@ -1014,6 +1179,9 @@ begin(AcqObject *node)
             /* take what is free, queue for the rest; now the head */
             node->assigned = sem->permits;
             sem->permits = 0;
+            /* nobody queued and too few free: maybe a woken waiter whose loop
+             * closed before it resumed holds them */
+            scan = sem->ngranted > 0;
         }
         link_tail_locked(sem, node);
     }
@@ -1034,6 +1202,10 @@ begin(AcqObject *node)
         PyErr_SetNone(AcquireError);
         return -1;
     }
+    if (r == 1 && node->permit != NULL)
+        permit_track(node->permit);
+    if (scan)
+        reclaim(sem);
     return r;
 }
 
@@ -1068,7 +1240,12 @@ resume(AcqObject *node)
     else {
         r = -1;
     }
+    int was_granted = r == 1 ? granted_remove_locked(sem, node) : 0;
     UNLOCK(sem);
+    if (was_granted)
+        Py_DECREF(node);
+    if (r == 1 && node->permit != NULL)
+        permit_track(node->permit);
     if (r < 0) {
         if (failed(sem, node) == 0)
             PyErr_SetNone(AcquireError);
@@ -1099,7 +1276,8 @@ acq_am_send(AcqObject *self, PyObject *arg, PyObject **result)
         r = resume(self);
         break;
     default:
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited acquire()");
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this acquire() request was already awaited; call acquire() again");
         *result = NULL;
         return PYGEN_ERROR;
     }
@@ -1198,9 +1376,10 @@ acq_aexit(AcqObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 acq_repr(AcqObject *self)
 {
-    static const char *states[] = {"pending", "waiting", "done"};
-    return PyUnicode_FromFormat("<batchsem acquire(%lld) %s of %R>", (long long)self->needed,
-                                states[(int)self->state], (PyObject *)self->sem);
+    if (self->state == ST_INIT)
+        return PyUnicode_FromFormat("<batchsem.Acquire [pending:%lld] of %R>",
+                                    (long long)self->needed, (PyObject *)self->sem);
+    return PyUnicode_FromFormat("<batchsem.Acquire [started] of %R>", (PyObject *)self->sem);
 }
 
 /* Garbage collected while waiting (its task was dropped without closing it):
@@ -1236,7 +1415,7 @@ acq_clear(AcqObject *self)
     Py_CLEAR(self->fut);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->permit);
-    if (!self->queued)
+    if (!self->queued && !self->in_granted)
         Py_CLEAR(self->sem);
     return 0;
 }
@@ -1307,7 +1486,7 @@ static PyAsyncMethods acq_as_async = {
 
 static PyTypeObject Acquire_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "batchsem._cbatchsem.Acquire",
+    .tp_name = "Acquire", /* __module__ is set to "batchsem" at import */
     .tp_basicsize = sizeof(AcqObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A request for permits: await it (once) for a Permit, or use it as "
@@ -1334,7 +1513,10 @@ sem_traverse(SemObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->name);
     Py_VISIT(self->tracer);
+    Py_VISIT(self->debug);
     for (AcqObject *node = self->head; node != NULL; node = node->next)
+        Py_VISIT(node);
+    for (AcqObject *node = self->granted; node != NULL; node = node->gnext)
         Py_VISIT(node);
     return 0;
 }
@@ -1352,12 +1534,23 @@ sem_drop_queue(SemObject *self)
         n->queued = 0;
         n->prev = NULL;
     }
+    AcqObject *granted = self->granted;
+    self->granted = NULL;
+    self->ngranted = 0;
+    for (AcqObject *n = granted; n != NULL; n = n->gnext)
+        n->in_granted = 0;
     UNLOCK(self);
     while (node != NULL) {
         AcqObject *next = node->next;
         node->next = NULL;
         Py_DECREF(node);
         node = next;
+    }
+    while (granted != NULL) {
+        AcqObject *next = granted->gnext;
+        granted->gprev = granted->gnext = NULL;
+        Py_DECREF(granted);
+        granted = next;
     }
 }
 
@@ -1367,6 +1560,7 @@ sem_clear(SemObject *self)
     sem_drop_queue(self);
     Py_CLEAR(self->name);
     Py_CLEAR(self->tracer);
+    Py_CLEAR(self->debug);
     return 0;
 }
 
@@ -1388,65 +1582,137 @@ sem_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->permits = 0;
-    self->capacity = -1;
+    self->limit = MAX_PERMITS;
+    self->bounded = 0;
     self->waiting = 0;
     self->head = self->tail = NULL;
+    self->granted = NULL;
+    self->ngranted = 0;
     self->name = Py_NewRef(Py_None);
     self->tracer = NULL;
+    self->debug = NULL;
     self->closed = 0;
     self->weakreflist = NULL;
     return (PyObject *)self;
 }
 
+static int debug_default = -1; /* BATCHSEM_DEBUG, read once (as the Python core does) */
+
 static int
-sem_init_common(SemObject *self, PyObject *args, PyObject *kwds, const char *first,
-                int64_t dflt, int bounded)
+sem_init_common(SemObject *self, PyObject *args, PyObject *kwds, const char *cls)
 {
-    static const char *fmt_names[2][4] = {{"permits", "name", "tracer", NULL},
-                                          {"value", "name", "tracer", NULL}};
-    PyObject *permits = NULL, *name = Py_None, *tracer = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, bounded ? "|O$OO:BoundedSemaphore" :
-                                                           "|O$OO:Semaphore",
-                                     (char **)fmt_names[bounded], &permits, &name, &tracer))
-        return -1;
-    int64_t n = dflt;
-    if (permits != NULL && parse_count(permits, first, &n) < 0)
-        return -1;
-    if (name != Py_None && !PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "name must be a str or None, not %.200s",
-                     Py_TYPE(name)->tp_name);
+    /* Parsed by hand so that errors read as the Python core's ("Semaphore.__init__()
+     * got an unexpected keyword argument 'loop'", which CPython's tests check). */
+    PyObject *value = NULL, *name = Py_None, *tracer = Py_None, *debug = Py_None;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s.__init__() takes from 1 to 2 positional arguments but %zd were given",
+                     cls, nargs + 1);
         return -1;
     }
-    if (self->head != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a semaphore with waiters");
+    if (nargs == 1)
+        value = PyTuple_GET_ITEM(args, 0);
+    if (kwds != NULL) {
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(kwds, &pos, &key, &item)) {
+            if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "value") == 0) {
+                if (value != NULL) {
+                    PyErr_Format(PyExc_TypeError,
+                                 "%s.__init__() got multiple values for argument 'value'", cls);
+                    return -1;
+                }
+                value = item;
+            }
+            else if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "name") == 0)
+                name = item;
+            else if (PyUnicode_Check(key) &&
+                     PyUnicode_CompareWithASCIIString(key, "tracer") == 0)
+                tracer = item;
+            else if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, "debug") == 0)
+                debug = item;
+            else {
+                PyErr_Format(PyExc_TypeError,
+                             "%s.__init__() got an unexpected keyword argument '%S'", cls, key);
+                return -1;
+            }
+        }
+    }
+    int64_t n = 1;
+    if (value != NULL && parse_count(value, "value", &n) < 0)
+        return -1;
+    if (self->head != NULL || self->granted != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a semaphore in use");
         return -1;
     }
-    PyObject *old_name = self->name, *old_tracer = self->tracer;
+    int want_debug;
+    if (debug == Py_None) {
+        if (debug_default < 0) {
+            const char *env = Py_GETENV("BATCHSEM_DEBUG");
+            debug_default = env != NULL && env[0] != '\0' && strcmp(env, "0") != 0;
+        }
+        want_debug = debug_default;
+    }
+    else if ((want_debug = PyObject_IsTrue(debug)) < 0) {
+        return -1;
+    }
+    PyObject *ledger = NULL;
+    if (want_debug) {
+        PyObject *cls_ledger = NULL, *finalize = NULL, *report = NULL, *fin = NULL;
+        PyObject *mod = PyImport_ImportModule("batchsem._semaphore");
+        if (mod != NULL) {
+            cls_ledger = PyObject_GetAttrString(mod, "DebugLedger");
+            Py_DECREF(mod);
+        }
+        if (cls_ledger != NULL)
+            ledger = PyObject_CallOneArg(cls_ledger, name);
+        if (ledger != NULL)
+            finalize = import_attr_any("weakref", "finalize");
+        if (finalize != NULL)
+            report = PyObject_GetAttrString(ledger, "report");
+        if (report != NULL)
+            fin = PyObject_CallFunctionObjArgs(finalize, (PyObject *)self, report, NULL);
+        Py_XDECREF(cls_ledger);
+        Py_XDECREF(finalize);
+        Py_XDECREF(report);
+        if (fin == NULL) {
+            Py_XDECREF(ledger);
+            return -1;
+        }
+        Py_DECREF(fin);
+    }
+    PyObject *old_name = self->name, *old_tracer = self->tracer, *old_debug = self->debug;
     self->name = Py_NewRef(name);
     self->tracer = tracer == Py_None ? NULL : Py_NewRef(tracer);
+    self->debug = ledger;
     self->permits = n;
-    self->capacity = bounded ? n : -1;
+    self->bounded = PyObject_TypeCheck(self, &BoundedSemaphore_Type) ? 1 : 0;
+    self->limit = self->bounded ? n : MAX_PERMITS;
     self->closed = 0;
     Py_XDECREF(old_name);
     Py_XDECREF(old_tracer);
+    Py_XDECREF(old_debug);
     return 0;
 }
 
 static int
 sem_init(SemObject *self, PyObject *args, PyObject *kwds)
 {
-    return sem_init_common(self, args, kwds, "permits", 0, 0);
+    return sem_init_common(self, args, kwds, "Semaphore");
 }
 
 static int
 bsem_init(SemObject *self, PyObject *args, PyObject *kwds)
 {
-    return sem_init_common(self, args, kwds, "value", 1, 1);
+    return sem_init_common(self, args, kwds, "BoundedSemaphore");
 }
 
 static PyObject *
 sem_available(SemObject *self, void *Py_UNUSED(c))
 {
+    if (self->ngranted)
+        reclaim(self);
     LOCK(self);
     int64_t v = self->permits;
     UNLOCK(self);
@@ -1475,14 +1741,6 @@ sem_get_name(SemObject *self, void *Py_UNUSED(c))
 }
 
 static PyObject *
-sem_get_capacity(SemObject *self, void *Py_UNUSED(c))
-{
-    if (self->capacity < 0)
-        Py_RETURN_NONE;
-    return PyLong_FromLongLong(self->capacity);
-}
-
-static PyObject *
 sem_get_tracer(SemObject *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self->tracer ? self->tracer : Py_None);
@@ -1496,7 +1754,12 @@ sem_set_tracer(SemObject *self, PyObject *value, void *Py_UNUSED(c))
         return -1;
     }
     PyObject *old = self->tracer;
-    self->tracer = value == Py_None ? NULL : Py_NewRef(value);
+    Py_XINCREF(value);
+    LOCK(self);
+    self->tracer = value == Py_None ? NULL : value;
+    UNLOCK(self);
+    if (value == Py_None)
+        Py_DECREF(value);
     Py_XDECREF(old); /* after the swap (R1) */
     return 0;
 }
@@ -1505,22 +1768,40 @@ static PyObject *
 sem_repr(SemObject *self)
 {
     const char *state = self->closed ? "closed" : "open";
-    const char *cls = self->capacity >= 0 ? "BoundedSemaphore" : "Semaphore";
-    if (self->name != NULL && self->name != Py_None)
-        return PyUnicode_FromFormat("<batchsem.%s %R [%s, permits:%lld, waiters:%zd]>", cls,
-                                    self->name, state, (long long)self->permits,
-                                    self->waiting);
-    return PyUnicode_FromFormat("<batchsem.%s [%s, permits:%lld, waiters:%zd]>", cls, state,
-                                (long long)self->permits, self->waiting);
+    PyObject *cls = PyType_GetName(Py_TYPE(self));
+    if (cls == NULL)
+        return NULL;
+    LOCK(self);
+    long long permits = (long long)self->permits, limit = (long long)self->limit;
+    Py_ssize_t waiting = self->waiting;
+    UNLOCK(self);
+    PyObject *cap = self->bounded ? PyUnicode_FromFormat("/%lld", limit)
+                                  : PyUnicode_FromString("");
+    PyObject *name = self->name != NULL && self->name != Py_None
+                         ? PyUnicode_FromFormat(" %R", self->name)
+                         : PyUnicode_FromString("");
+    PyObject *res = NULL;
+    if (cap != NULL && name != NULL)
+        res = PyUnicode_FromFormat("<batchsem.%U%U [%s, permits:%lld%U, waiters:%zd]>", cls,
+                                   name, state, permits, cap, waiting);
+    Py_DECREF(cls);
+    Py_XDECREF(cap);
+    Py_XDECREF(name);
+    return res;
 }
 
+/* A request above a BoundedSemaphore's capacity could never be served. */
 static int
 check_capacity(SemObject *self, int64_t n)
 {
-    if (self->capacity >= 0 && n > self->capacity) {
-        PyErr_Format(PyExc_ValueError,
-                     "cannot acquire %lld permits from a BoundedSemaphore of capacity %lld",
-                     (long long)n, (long long)self->capacity);
+    if (n > self->limit) {
+        PyObject *cls = PyType_GetName(Py_TYPE(self));
+        if (cls != NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "cannot acquire %lld permits from a %U with capacity %lld",
+                         (long long)n, cls, (long long)self->limit);
+            Py_DECREF(cls);
+        }
         return -1;
     }
     return 0;
@@ -1559,15 +1840,29 @@ parse_n(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     return parse_count(obj, "permits", n);
 }
 
+/* sem.release(n): no Permit says which acquisition ends; in debug mode the
+ * ledger closes the releaser's own records first. */
+static PyObject *
+sem_put_anonymous(SemObject *self, int64_t n)
+{
+    if (put(self, n, NULL) < 0)
+        return NULL;
+    if (self->debug != NULL) {
+        PyObject *r = PyObject_CallMethod(self->debug, "cover", "L", (long long)n);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 sem_add_permits(SemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     int64_t n;
     if (parse_n("add_permits", args, nargs, kwnames, 1, &n) < 0)
         return NULL;
-    if (put(self, n, NULL) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return sem_put_anonymous(self, n);
 }
 
 static PyObject *
@@ -1576,9 +1871,7 @@ sem_release(SemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     int64_t n;
     if (parse_n("release", args, nargs, kwnames, 0, &n) < 0)
         return NULL;
-    if (put(self, n, NULL) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return sem_put_anonymous(self, n);
 }
 
 static PyObject *
@@ -1590,8 +1883,8 @@ sem_forget_permits(SemObject *self, PyObject *arg)
     LOCK(self);
     int64_t taken = n < self->permits ? n : self->permits;
     self->permits -= taken;
-    if (self->capacity >= 0)
-        self->capacity -= taken;
+    if (self->bounded)
+        self->limit -= taken;
     int64_t available = self->permits;
     Py_ssize_t waiting = self->waiting;
     UNLOCK(self);
@@ -1631,8 +1924,10 @@ sem_close(SemObject *self, PyObject *Py_UNUSED(a))
 static PyObject *
 sem_locked(SemObject *self, PyObject *Py_UNUSED(a))
 {
+    if (self->ngranted)
+        reclaim(self);
     LOCK(self);
-    int locked = self->head != NULL || self->permits == 0;
+    int locked = self->permits == 0; /* permits >= 1 implies nobody queued (I1) */
     UNLOCK(self);
     return PyBool_FromLong(locked);
 }
@@ -1660,19 +1955,25 @@ sem_try_acquire(SemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     if (p == NULL)
         return NULL;
     int r;
-    LOCK(self);
-    if (self->closed) {
-        r = -1;
+    for (int attempt = 0;; attempt++) {
+        LOCK(self);
+        if (self->closed) {
+            r = -1;
+        }
+        else if (self->permits >= n) {
+            self->permits -= n;
+            p->n = n;
+            r = 1;
+        }
+        else {
+            r = 0;
+        }
+        int retry = r == 0 && attempt == 0 && self->ngranted > 0;
+        UNLOCK(self);
+        if (!retry)
+            break;
+        reclaim(self); /* a woken waiter whose loop closed may hold them */
     }
-    else if (self->permits >= n) {
-        self->permits -= n;
-        p->n = n;
-        r = 1;
-    }
-    else {
-        r = 0;
-    }
-    UNLOCK(self);
     if (r <= 0) {
         Py_DECREF(p);
         PyErr_SetNone(r < 0 ? ClosedError : NoPermitsError);
@@ -1680,6 +1981,7 @@ sem_try_acquire(SemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     }
     if (self->tracer != NULL)
         trace_now(self, "granted", n);
+    permit_track(p);
     return (PyObject *)p;
 }
 
@@ -1732,24 +2034,24 @@ sem_acquire_blocking(SemObject *self, PyObject *const *args, Py_ssize_t nargs,
     int64_t n = 1;
     if (objs[0] != NULL && parse_count(objs[0], "permits", &n) < 0)
         return NULL;
+    if (check_capacity(self, n) < 0)
+        return NULL;
     double timeout = -1.0;
     if (objs[1] != NULL && objs[1] != Py_None) {
         timeout = PyFloat_AsDouble(objs[1]);
         if (timeout == -1.0 && PyErr_Occurred())
             return NULL;
         if (isnan(timeout)) {
-            PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+            PyErr_SetString(PyExc_ValueError, "timeout must be a number, got nan");
             return NULL;
         }
         if (timeout < 0) {
-            PyErr_Format(PyExc_ValueError, "timeout must be >= 0, got %R", objs[1]);
+            PyErr_Format(PyExc_ValueError, "timeout must be >= 0, got %S", objs[1]);
             return NULL;
         }
         if (isinf(timeout))
             timeout = -1.0;
     }
-    if (check_capacity(self, n) < 0)
-        return NULL;
     PyObject *loop = PyObject_CallNoArgs(get_running_loop);
     if (loop == NULL)
         return NULL;
@@ -1783,7 +2085,7 @@ sem_acquire_blocking(SemObject *self, PyObject *const *args, Py_ssize_t nargs,
                 node->state = ST_DONE;
                 if (failed(self, node) == 0) {
                     if (timeout >= 0)
-                        PyErr_Format(PyExc_TimeoutError, "no %lld permits within %R s",
+                        PyErr_Format(PyExc_TimeoutError, "no %lld permits within %S s",
                                      (long long)n, objs[1]);
                 }
                 r = -1;
@@ -1797,6 +2099,8 @@ sem_acquire_blocking(SemObject *self, PyObject *const *args, Py_ssize_t nargs,
     else if (r == 1 && self->tracer != NULL) {
         trace_now(self, "granted", n);
     }
+    if (r == 1)
+        permit_track(node->permit);
     node->state = ST_DONE;
     PyObject *result = NULL;
     if (r == 1)
@@ -1811,7 +2115,7 @@ static PyObject *
 sem_aenter(SemObject *self, PyObject *Py_UNUSED(a))
 {
     int fast = 0;
-    if (self->tracer == NULL) {
+    if (self->tracer == NULL && self->debug == NULL) {
         LOCK(self);
         if (!self->closed && self->head == NULL && self->permits > 0) {
             self->permits--;
@@ -1835,6 +2139,8 @@ sem_aexit(SemObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
 {
+    if (self->ngranted)
+        reclaim(self);
     LOCK(self);
     int64_t available = self->permits;
     Py_ssize_t waiting = self->waiting;
@@ -1842,7 +2148,7 @@ sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
     for (AcqObject *node = self->head; node != NULL; node = node->next)
         needed += node->needed - node->assigned;
     int closed = self->closed;
-    int64_t capacity = self->capacity;
+    int64_t capacity = self->bounded ? self->limit : -1;
     UNLOCK(self);
     PyObject *mod = support();
     if (mod == NULL)
@@ -1852,7 +2158,7 @@ sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
         return NULL;
     PyObject *kw = Py_BuildValue("{s:L,s:n,s:L,s:O,s:O}", "available_permits",
                                  (long long)available, "tasks_waiting", waiting,
-                                 "permits_needed", (long long)needed, "closed",
+                                 "permits_wanted", (long long)needed, "closed",
                                  closed ? Py_True : Py_False, "capacity", Py_None);
     if (kw != NULL && capacity >= 0) {
         PyObject *c = PyLong_FromLongLong(capacity);
@@ -1954,14 +2260,12 @@ static PyGetSetDef sem_getset[] = {
     {"name", (getter)sem_get_name, NULL, "The name given at construction.", NULL},
     {"tracer", (getter)sem_get_tracer, (setter)sem_set_tracer,
      "The callable that receives TraceEvent; may be replaced at any time.", NULL},
-    {"capacity", (getter)sem_get_capacity, NULL,
-     "A BoundedSemaphore's bound; None for a plain Semaphore.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject Semaphore_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "batchsem._cbatchsem.Semaphore",
+    .tp_name = "Semaphore", /* __module__ is set to "batchsem" at import */
     .tp_basicsize = sizeof(SemObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .tp_doc = "A counting semaphore where a task may wait for many permits at once, "
@@ -1979,7 +2283,7 @@ static PyTypeObject Semaphore_Type = {
 
 static PyTypeObject BoundedSemaphore_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "batchsem._cbatchsem.BoundedSemaphore",
+    .tp_name = "BoundedSemaphore", /* __module__ is set to "batchsem" at import */
     .tp_basicsize = sizeof(SemObject),
     /* Py_TPFLAGS_HAVE_GC, traverse and clear are inherited from Semaphore */
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
@@ -2004,17 +2308,6 @@ static struct PyModuleDef module_def = {
     .m_size = -1,
     .m_methods = module_methods,
 };
-
-static PyObject *
-import_attr(const char *module, const char *name)
-{
-    PyObject *mod = PyImport_ImportModule(module);
-    if (mod == NULL)
-        return NULL;
-    PyObject *attr = PyObject_GetAttrString(mod, name);
-    Py_DECREF(mod);
-    return attr;
-}
 
 static int
 add_max_permits(PyObject *m)
@@ -2047,11 +2340,12 @@ PyInit__cbatchsem(void)
     INTERN(str_call_soon_threadsafe, "call_soon_threadsafe");
     INTERN(str_blocking, "_asyncio_future_blocking");
     INTERN(str_done, "done");
-    if ((AcquireError = import_attr("batchsem._errors", "AcquireError")) == NULL ||
-        (ClosedError = import_attr("batchsem._errors", "Closed")) == NULL ||
-        (NoPermitsError = import_attr("batchsem._errors", "NoPermits")) == NULL ||
-        (InvalidStateError = import_attr("asyncio", "InvalidStateError")) == NULL ||
-        (get_running_loop = import_attr("asyncio.events", "_get_running_loop")) == NULL)
+    INTERN(str_is_closed, "is_closed");
+    if ((AcquireError = import_attr_any("batchsem._errors", "AcquireError")) == NULL ||
+        (ClosedError = import_attr_any("batchsem._errors", "Closed")) == NULL ||
+        (NoPermitsError = import_attr_any("batchsem._errors", "NoPermits")) == NULL ||
+        (InvalidStateError = import_attr_any("asyncio", "InvalidStateError")) == NULL ||
+        (get_running_loop = import_attr_any("asyncio.events", "_get_running_loop")) == NULL)
         return NULL;
     ReadyObject *r = PyObject_GC_New(ReadyObject, &Ready_Type);
     if (r == NULL)
@@ -2059,6 +2353,20 @@ PyInit__cbatchsem(void)
     r->value = Py_NewRef(Py_None);
     ready_none = (PyObject *)r; /* immortal for the module's life; never tracked */
 
+    /* The public classes present themselves as batchsem's, like the Python ones
+     * (type errors then say "object Semaphore ...", as with the Python core). */
+    PyTypeObject *public_types[] = {&Semaphore_Type, &BoundedSemaphore_Type, &Permit_Type,
+                                    &Acquire_Type};
+    for (size_t i = 0; i < sizeof(public_types) / sizeof(public_types[0]); i++) {
+        PyObject *mod_name = PyUnicode_FromString("batchsem");
+        if (mod_name == NULL ||
+            PyDict_SetItemString(public_types[i]->tp_dict, "__module__", mod_name) < 0) {
+            Py_XDECREF(mod_name);
+            return NULL;
+        }
+        Py_DECREF(mod_name);
+        PyType_Modified(public_types[i]);
+    }
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;

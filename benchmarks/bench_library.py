@@ -122,6 +122,18 @@ async def uncontended_batchsem(iters: int) -> Timing:
     return elapsed
 
 
+async def uncontended_asyncio(iters: int) -> Timing:
+    """Scenario 1, asyncio: ``async with sem:`` in a loop, one task, Semaphore(1)."""
+    sem = asyncio.Semaphore(1)
+    t0 = _start()
+    for _ in range(iters):
+        async with sem:
+            pass
+    elapsed = _stop(t0)
+    _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio uncontended")
+    return elapsed
+
+
 class NoopAsyncCM:
     """The floor for ``async with``: a class-based async context manager doing nothing."""
 

@@ -33,7 +33,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import batchsem
 from batchsem import AcquireError
@@ -71,7 +71,7 @@ class BatchsemLimiter:
     """batchsem.Semaphore (the active core): one request per batch; the handle is the Permit."""
 
     __slots__ = ("sem",)
-    semaphore_class: Any = batchsem.Semaphore
+    semaphore_class: ClassVar[type[batchsem.Semaphore]] = batchsem.Semaphore
 
     def __init__(self, permits: int, tracer: batchsem._semaphore.TraceFn | None = None) -> None:
         self.sem = self.semaphore_class(permits, name="bench", tracer=tracer)

@@ -15,15 +15,17 @@ regions); docs/development.md states that window.
 from __future__ import annotations
 
 import collections
+import gc
 import operator
 import os
 import signal
 import sys
 import threading
 import time
-from types import FrameType, ModuleType
+from types import FrameType
 
 import pytest
+from _impls import Impl
 
 from batchsem._errors import NoPermits
 
@@ -34,20 +36,11 @@ DURATION = float(os.environ.get("BATCHSEM_STORM_SECONDS", "3"))
 INITIAL = 16
 
 
-def c_core() -> ModuleType:
-    try:
-        from batchsem import _cbatchsem
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the C accelerator is not built")
-    return _cbatchsem
-
-
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
-def test_sigint_storm_loses_nothing() -> None:
-    core = c_core()
-    sem = core.Semaphore(INITIAL)
+def test_sigint_storm_loses_nothing(impl: Impl) -> None:
+    if impl.name != "c":
+        pytest.skip("the pure-Python core has an interrupt window (docs/development.md)")
+    sem = impl.Semaphore(INITIAL)
     release = operator.methodcaller("release")
     held: list[object] = []  # Permits; a released one holds 0
     adds: list[None] = []  # one None per completed add_permits / release call
@@ -72,6 +65,9 @@ def test_sigint_storm_loses_nothing() -> None:
             signal.pthread_kill(main, signal.SIGINT)
             time.sleep(SIGNAL_PERIOD)
 
+    # No collections during the storm: a gc callback (hypothesis installs one) is
+    # Python code, and an interrupt landing there is reported, not raised.
+    gc.disable()
     old_handler = signal.signal(signal.SIGINT, handler)
     # The sender needs the GIL to send; switch often so the signals keep coming.
     old_interval = sys.getswitchinterval()
@@ -84,7 +80,7 @@ def test_sigint_storm_loses_nothing() -> None:
             try:
                 armed[0] = True
                 while True:
-                    try:
+                    try:  # noqa: SIM105 (suppress's __exit__ is Python code, this is not)
                         held.extend(map(sem.try_acquire, ONES))
                     except NoPermits:
                         pass
@@ -105,6 +101,7 @@ def test_sigint_storm_loses_nothing() -> None:
         thread.join()
         signal.signal(signal.SIGINT, old_handler)
         sys.setswitchinterval(old_interval)
+        gc.enable()
 
     assert interrupts >= 100, f"only {interrupts} interrupts landed; the storm did not happen"
     # Nothing wedged: another thread can still use every operation.
