@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+import batchsem
 from batchsem.bench import impls, loops
 from batchsem.workloads import REGISTRY
 
@@ -47,6 +48,10 @@ def list_cmd() -> None:
         )
     table.add_row("module:attr", "-", "if declared", "your factory(permits) -> limiter (README)")
     out.print(table)
+    out.print(
+        f"active batchsem core: [bold]{batchsem.IMPLEMENTATION}[/bold] "
+        "(BATCHSEM_PURE_PYTHON=1 forces python; --impl batchsem-py measures it anyway)"
+    )
 
     table = Table(title="event loops (--loop)", title_justify="left", header_style="bold")
     table.add_column("loop", style="bold")
