@@ -366,6 +366,26 @@ def test_stranded_waiter_of_a_closed_loop_gives_permits_back(loop_name: str) -> 
     assert sem.available_permits == 3
 
 
+def test_stranded_waiter_woken_from_its_own_thread(loop_name: str) -> None:
+    """The same, released from the loop's own thread while the loop is not running."""
+    sem = Semaphore(3)
+    hold = sem.try_acquire(3)
+    loop = new_loop(loop_name)
+    loop.set_exception_handler(lambda _loop, _ctx: None)
+    stuck = loop.create_task(_acquire(sem, 3))
+    loop.run_until_complete(until(lambda: sem.waiting == 1))
+    hold.release()  # set_result here; the wake-up waits in the loop's ready queue
+    assert sem.waiting == 0
+    loop.close()
+    gc.disable()
+    try:
+        assert sem.available_permits == 3
+        assert sem.try_acquire(3).num_permits == 3
+    finally:
+        gc.enable()
+    del stuck
+
+
 def test_stranded_waiter_reclaimed_when_a_new_request_queues(loop_name: str) -> None:
     """Without any inspection: a request that finds nobody queued and too few free
     reclaims what a stranded waiter holds."""
