@@ -69,6 +69,9 @@ static PyObject *NoPermitsError;   /* batchsem._errors.NoPermits */
 static PyObject *InvalidStateError;/* asyncio.InvalidStateError */
 static PyObject *get_running_loop; /* asyncio.events._get_running_loop */
 static PyObject *resolve_fn;       /* _cbatchsem._resolve */
+static PyObject *base_create_future; /* asyncio.BaseEventLoop.create_future */
+static PyObject *future_type;      /* asyncio.Future */
+static PyObject *kwnames_loop;     /* ("loop",) */
 static PyObject *trace_module;     /* batchsem._trace: TraceEvent, emit, SemaphoreStatistics */
 static PyObject *debug_module;     /* batchsem._cdebug: debug-mode glue, imported on first use */
 static PyObject *str_set_result, *str_create_future, *str_call_soon_threadsafe,
@@ -1106,6 +1109,24 @@ acq_new(SemObject *sem, int64_t n, int kind)
     return a;
 }
 
+/* loop.create_future(). BaseEventLoop's is `return futures.Future(loop=self)` in
+ * Python; calling the Future type directly saves that frame on every wait on the
+ * stock asyncio loop. Other loops (uvloop) keep their own create_future. */
+static PyObject *
+make_future(PyObject *loop)
+{
+    PyObject *meth = PyObject_GetAttr((PyObject *)Py_TYPE(loop), str_create_future);
+    if (meth == NULL)
+        return NULL;
+    int stock = meth == base_create_future;
+    Py_DECREF(meth);
+    if (stock) {
+        PyObject *args[1] = {loop};
+        return PyObject_Vectorcall(future_type, args, 0, kwnames_loop);
+    }
+    return PyObject_CallMethodNoArgs(loop, str_create_future);
+}
+
 /* Serve node at once if possible (under the lock): nobody queued and enough
  * free, or a request for 0. Returns 1 if served, 0 if not, -1 if closed. */
 static int
@@ -1161,7 +1182,7 @@ begin(AcqObject *node)
             PyErr_SetString(PyExc_RuntimeError, "no running event loop");
             return -1;
         }
-        PyObject *fut = PyObject_CallMethodNoArgs(loop, str_create_future);
+        PyObject *fut = make_future(loop);
         if (fut == NULL) {
             Py_DECREF(loop);
             return -1;
@@ -2345,7 +2366,15 @@ PyInit__cbatchsem(void)
         (ClosedError = import_attr_any("batchsem._errors", "Closed")) == NULL ||
         (NoPermitsError = import_attr_any("batchsem._errors", "NoPermits")) == NULL ||
         (InvalidStateError = import_attr_any("asyncio", "InvalidStateError")) == NULL ||
-        (get_running_loop = import_attr_any("asyncio.events", "_get_running_loop")) == NULL)
+        (get_running_loop = import_attr_any("asyncio.events", "_get_running_loop")) == NULL ||
+        (future_type = import_attr_any("asyncio", "Future")) == NULL)
+        return NULL;
+    PyObject *base_loop = import_attr_any("asyncio.base_events", "BaseEventLoop");
+    if (base_loop == NULL)
+        return NULL;
+    base_create_future = PyObject_GetAttr(base_loop, str_create_future);
+    Py_DECREF(base_loop);
+    if (base_create_future == NULL || (kwnames_loop = Py_BuildValue("(s)", "loop")) == NULL)
         return NULL;
     ReadyObject *r = PyObject_GC_New(ReadyObject, &Ready_Type);
     if (r == NULL)

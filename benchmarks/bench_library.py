@@ -884,6 +884,39 @@ async def _storm(kind: str, n: int, seed: int) -> tuple[float, float]:
     return (t1 - t0) / n, (t2 - t0) / n
 
 
+async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
+    """The semaphore's own part of a cancel storm: seconds per waiter.
+
+    ``n`` coroutines each wait in ``await sem.acquire(1)``, driven by hand (no
+    Tasks, so no event-loop work is timed); then CancelledError is thrown into
+    them in a random order: each throw unlinks one node and fails the await.
+    """
+    sem = Sem(0)
+
+    async def waiter() -> None:
+        await sem.acquire(1)
+
+    coros = [waiter() for _ in range(n)]
+    for c in coros:
+        c.send(None)
+    _check(sem.waiting == n, "throw storm: not all queued")
+    order = list(range(n))
+    if order_kind == "random":
+        random.Random(seed).shuffle(order)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = perf_counter()
+        for i in order:
+            with contextlib.suppress(asyncio.CancelledError):
+                coros[i].throw(asyncio.CancelledError)
+        elapsed = perf_counter() - t0
+    finally:
+        gc.enable()
+    _check(sem.waiting == 0 and sem.available_permits == 0, "throw storm: queue not empty")
+    return elapsed / n
+
+
 def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) -> dict[str, Any]:
     """Per-waiter cost of cancel and close storms at ``small`` and ``large`` waiters."""
     out: dict[str, Any] = {"small": small, "large": large}
@@ -900,6 +933,16 @@ def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) 
             "growth_op": per[large][0] / per[small][0],
             "pass": growth <= 1.5,
         }
+    for order_kind in ("random", "fifo"):
+        per_throw = {
+            size: min(asyncio.run(_throw_storm(size, seed, order_kind)) for seed in range(reps))
+            for size, reps in ((small, rounds), (large, 1))
+        }
+        out[f"semaphore_only_cancel_{order_kind}"] = {
+            "seconds_per_waiter": {str(k): v for k, v in per_throw.items()},
+            "growth": per_throw[large] / per_throw[small],
+            "pass": per_throw[large] / per_throw[small] <= 1.5,
+        }
     return out
 
 
@@ -915,18 +958,28 @@ def render_extras(memory: dict[str, Any] | None, scaling: dict[str, Any] | None)
             + ("PASS" if memory["pass"] else "MISS")
         )
     if scaling is not None:
+        small, large = str(scaling["small"]), str(scaling["large"])
+
+        def at(per: dict[str, float], scale: float, unit: str) -> str:
+            return (
+                f"{float(per[small]) * scale:.2f} {unit} at {int(small):,}, "
+                f"{float(per[large]) * scale:.2f} {unit} at {int(large):,}"
+            )
+
         for kind in ("cancel", "close"):
             r = scaling[kind]
-            tot = r["total_seconds_per_waiter"]
-            op = r["op_seconds_per_waiter"]
-            small, large = str(scaling["small"]), str(scaling["large"])
             lines.append(
-                f"{kind} storm per waiter: {float(tot[small]) * 1e6:.2f} us at {int(small):,}, "
-                f"{float(tot[large]) * 1e6:.2f} us at {int(large):,} "
+                f"{kind} storm per waiter: {at(r['total_seconds_per_waiter'], 1e6, 'us')} "
                 f"(x{r['growth_total']:.2f}, bar <= 1.5: {'PASS' if r['pass'] else 'MISS'}); "
-                f"the {kind} call{'s' if kind == 'cancel' else ''} alone "
-                f"{float(op[small]) * 1e9:.0f} -> {float(op[large]) * 1e9:.0f} ns "
-                f"(x{r['growth_op']:.2f})"
+                f"the {kind} call{'s' if kind == 'cancel' else ''} alone: "
+                f"{at(r['op_seconds_per_waiter'], 1e9, 'ns')} (x{r['growth_op']:.2f})"
+            )
+        for order_kind in ("random", "fifo"):
+            r = scaling[f"semaphore_only_cancel_{order_kind}"]
+            lines.append(
+                f"the semaphore's own cancel, {order_kind} order (throw into hand-driven "
+                f"waiters, no Tasks): {at(r['seconds_per_waiter'], 1e9, 'ns')} "
+                f"(x{r['growth']:.2f})"
             )
     return "\n".join(lines)
 
