@@ -322,10 +322,14 @@ debug_covered(PyObject *record, int64_t n)
 static void
 trace(SemObject *sem, const char *kind, int64_t n, int64_t available, Py_ssize_t waiting)
 {
+    /* Read and hold the tracer under the lock: the setter swaps it under the lock
+     * and drops the old one after, so it stays alive while we call it. */
+    LOCK(sem);
     PyObject *tracer = sem->tracer;
+    Py_XINCREF(tracer);
+    UNLOCK(sem);
     if (tracer == NULL)
         return;
-    Py_INCREF(tracer);
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     PyObject *mod = support();
