@@ -41,44 +41,48 @@ another thread, in which case the wake-up goes through
 permits: ownership is decided under the lock when permits are assigned to a
 node, and a waiter that will never resume (cancelled, or its loop closed)
 gives its node's permits back under the lock.
+
+Modules: :mod:`batchsem._waitlist` (the queue, its nodes, waking),
+:mod:`batchsem._lock` (the internal lock), :mod:`batchsem._permit` (the
+handle), :mod:`batchsem._counts` (limits and argument checks),
+:mod:`batchsem._debug` (debug mode), :mod:`batchsem._trace` (trace events,
+statistics). This module is the policy: the counter, who gets permits when,
+and the request objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections.abc
-import math
-import operator
-import os
 import threading
-import traceback
-import warnings
 import weakref
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
+from ._counts import MAX_PERMITS, check_count, check_timeout
+from ._debug import DEBUG_DEFAULT, DebugLedger, _TrackedPermit
 from ._errors import AcquireError, Closed, NoPermits
 from ._lock import Hold, new_lock, take_contended
+from ._permit import Permit
 from ._trace import SemaphoreStatistics, TraceEvent, TraceFn, emit
 from ._waitlist import Waiter, WaitList, stranded, wake
 
-# TraceEvent and TraceFn are re-exported for modules that import them from here.
+# Names defined in the small modules are re-exported for code that imports them
+# from here (the tool, the compiled core's debug helper).
 __all__ = [
+    "DEBUG_DEFAULT",
     "MAX_PERMITS",
     "Acquire",
     "BoundedSemaphore",
+    "DebugLedger",
     "Permit",
     "Semaphore",
     "TraceEvent",
     "TraceFn",
+    "check_count",
+    "check_timeout",
 ]
-
-#: The largest number of permits a semaphore can hold. Tokio reserves three flag
-#: bits of a ``usize`` for its state, so on 64-bit targets its limit is
-#: ``usize::MAX >> 3``. Python ints do not overflow; the limit is kept so the
-#: two agree and so that a runaway ``release`` loop fails loudly.
-MAX_PERMITS: Final = 2**61 - 1
 
 _get_running_loop = asyncio.events._get_running_loop
 # Hot paths build Acquire and Permit objects as ``_new(cls)`` plus slot stores
@@ -88,45 +92,6 @@ _new = object.__new__
 # Waking compares thread idents, not loops: on CPython 3.11 every
 # _get_running_loop() call makes a getpid() system call (cpython#100363).
 _get_ident = threading.get_ident
-
-#: The default of ``debug=`` when it is not given: the environment variable
-#: ``BATCHSEM_DEBUG`` set to anything but "" or "0", read once at import.
-DEBUG_DEFAULT: Final = os.environ.get("BATCHSEM_DEBUG", "") not in ("", "0")
-
-
-def check_count(n: object, what: str = "permits") -> int:
-    """Return ``n`` as an int in ``0..MAX_PERMITS``; ``TypeError``/``ValueError`` otherwise.
-
-    Any integer type with ``__index__`` is accepted (as ``range()`` does);
-    ``bool``, ``float``, ``Decimal`` and ``Fraction`` are refused.
-    """
-    if type(n) is not int:
-        if isinstance(n, bool):
-            raise TypeError(f"{what} must be an integer, not bool")
-        try:
-            n = operator.index(n)  # type: ignore[arg-type]
-        except TypeError:
-            raise TypeError(f"{what} must be an integer, not {type(n).__name__}") from None
-    assert isinstance(n, int)
-    if n < 0:
-        raise ValueError(f"{what} must be >= 0, got {n}")
-    if n > MAX_PERMITS:
-        raise ValueError(f"{what} must be <= MAX_PERMITS ({MAX_PERMITS}), got {n}")
-    return n
-
-
-def check_timeout(timeout: float | None) -> float | None:
-    """``acquire_blocking``'s timeout: None or ``inf`` = no limit; ``ValueError`` for nan or < 0."""
-    if timeout is None:
-        return None
-    if math.isnan(timeout):
-        raise ValueError("timeout must be a number, got nan")
-    if timeout < 0:
-        raise ValueError(f"timeout must be >= 0, got {timeout}")
-    if math.isinf(timeout):
-        return None
-    return timeout
-
 
 class Semaphore:
     """A counting semaphore where a task may wait for many permits at once, strictly FIFO.
@@ -423,9 +388,9 @@ class Semaphore:
             if self._debug is not None:
                 self._debug.cover(n)
 
-    def add_permits(self, n: int) -> None:
-        """Tokio's name for :meth:`release`; the count is required."""
-        self.release(n)
+    #: Tokio's name for :meth:`release` (one call frame, not two: a shorter window
+    #: for a KeyboardInterrupt between the state change and the return).
+    add_permits = release
 
     def _put(self, n: int) -> None:
         """Release ``n`` checked permits: the limit check, then the one hand-over path."""
@@ -971,232 +936,3 @@ class Acquire:
 collections.abc.Coroutine.register(Acquire)
 
 
-class Permit:
-    """Ownership of some permits of one semaphore: a handle, never released by the collector.
-
-    Returned by ``await sem.acquire(n)``, ``try_acquire`` and
-    ``acquire_blocking``. ``release()`` gives the permits back (idempotent);
-    ``forget()`` drops them without giving them back (the semaphore shrinks).
-    ``with permit:`` and ``async with permit:`` release at exit. Dropping the
-    last reference releases nothing: release through the Permit or through
-    ``sem.release(n)``.
-    """
-
-    __slots__ = ("_n", "_sem")
-
-    def __init__(self, sem: Semaphore, n: int) -> None:
-        self._sem = sem
-        # Permits held now.
-        self._n = n
-
-    @property
-    def num_permits(self) -> int:
-        """How many permits this object holds now (0 after release or forget)."""
-        return self._n
-
-    @property
-    def semaphore(self) -> Semaphore:
-        """The semaphore the permits belong to."""
-        return self._sem
-
-    def release(self) -> None:
-        """Give the permits back to the semaphore. Calling it again does nothing.
-
-        If the semaphore refuses them (``ValueError``: its limit would be
-        exceeded), the Permit keeps holding them.
-        """
-        n = self._n
-        if n:
-            self._n = 0
-            try:
-                self._sem._put(n)
-            except ValueError:  # refused before anything changed (over the limit)
-                self._n += n
-                raise
-
-    def forget(self) -> None:
-        """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer."""
-        n = self._n
-        if n:
-            self._n = 0
-            self._sem._forgotten(n)
-
-    def split(self, n: int) -> Permit | None:
-        """Move ``n`` permits into a new Permit; ``None`` (nothing moved) if fewer are held."""
-        n = check_count(n)
-        if n > self._n:
-            return None
-        self._n -= n
-        return self._sem._new_permit(n)
-
-    def merge(self, other: Permit) -> None:
-        """Move all of ``other``'s permits into this one.
-
-        ``ValueError``, changing neither, for another semaphore's Permit or if
-        the result would hold more than :data:`MAX_PERMITS`.
-        """
-        if other is self:
-            return
-        if other._sem is not self._sem:
-            raise ValueError("cannot merge permits of different semaphores")
-        total = self._n + other._n
-        if total > MAX_PERMITS:
-            raise ValueError(f"a Permit cannot hold more than MAX_PERMITS ({MAX_PERMITS})")
-        self._n = total
-        other._n = 0
-
-    def __enter__(self) -> Permit:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    async def __aenter__(self) -> Permit:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        return f"<batchsem.Permit permits:{self._n} of {self._sem!r}>"
-
-
-# ------------------------------------------------------------------ debug mode
-
-
-def _owner() -> int:
-    """Who is acquiring or releasing: the running task, else the thread."""
-    task = asyncio.current_task() if _get_running_loop() is not None else None
-    return id(task) if task is not None else _get_ident()
-
-
-class _Record:
-    """One acquisition in debug mode: how many of its permits are still out, where, by whom."""
-
-    __slots__ = ("n", "origin", "owner")
-
-    def __init__(self, n: int, origin: str) -> None:
-        self.n = n
-        self.origin = origin
-        self.owner = _owner()
-
-
-class DebugLedger:
-    """Debug mode's record of acquisitions not yet released, oldest first.
-
-    Every Permit made in debug mode carries a record with the stack where it
-    was acquired. ``permit.release()`` and ``forget()`` close its record;
-    ``sem.release(n)`` cannot say which acquisition it ends (the asyncio idiom
-    discards the Permit), so it closes the open records of the releasing task
-    (or thread) first, newest first, then the oldest of the others. When the
-    semaphore is garbage-collected, or at interpreter exit, open records are
-    reported as one ``ResourceWarning`` (shown with ``python -X dev`` or
-    ``-W default``) listing where each was acquired. Nothing is ever released
-    on the user's behalf. ``async with sem:`` blocks are not recorded (they
-    cannot leak).
-    """
-
-    __slots__ = ("__weakref__", "name", "records")
-
-    #: How many open acquisitions a report lists.
-    REPORT_LIMIT: ClassVar[int] = 10
-
-    def __init__(self, name: str | None) -> None:
-        self.name = name
-        self.records: collections.deque[_Record] = collections.deque()
-
-    def acquired(self, n: int) -> _Record:
-        """Open a record for ``n`` permits, remembering the caller's stack."""
-        record = _Record(n, "".join(traceback.format_stack(limit=14)[:-3]))
-        if n:
-            self.records.append(record)
-        return record
-
-    def cover(self, n: int) -> None:
-        """An anonymous ``release(n)``: close ``n`` permits, the releaser's own records first."""
-        records = self.records
-        owner = _owner()
-        for record in reversed(records):
-            if not n:
-                break
-            if record.owner == owner and record.n:
-                take = min(record.n, n)
-                record.n -= take
-                n -= take
-        while records and not records[-1].n:
-            records.pop()
-        while records and (n or not records[0].n):
-            record = records[0]
-            take = min(record.n, n)
-            record.n -= take
-            n -= take
-            if not record.n:
-                records.popleft()
-
-    def unreleased(self) -> list[_Record]:
-        """The open records, oldest first."""
-        return [r for r in self.records if r.n]
-
-    def report(self) -> None:
-        """Warn about open records (the semaphore's finaliser; also runs at exit)."""
-        open_records = self.unreleased()
-        if not open_records:
-            return
-        total = sum(r.n for r in open_records)
-        shown = "".join(
-            f"\n--- {r.n} permit(s) acquired at:\n{r.origin}"
-            for r in open_records[: self.REPORT_LIMIT]
-        )
-        more = len(open_records) - self.REPORT_LIMIT
-        tail = f"\n... and {more} more acquisitions" if more > 0 else ""
-        warnings.warn(
-            f"batchsem debug: semaphore {self.name!r} has {total} permit(s) acquired and "
-            f"never released ({len(open_records)} acquisitions):{shown}{tail}",
-            ResourceWarning,
-            stacklevel=2,
-        )
-
-
-class _TrackedPermit(Permit):
-    """A Permit of a semaphore in debug mode: closes its record when it gives permits up."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, sem: Semaphore, n: int, record: _Record) -> None:
-        super().__init__(sem, n)
-        self._record = record
-
-    def release(self) -> None:
-        n = self._n
-        super().release()
-        if n and not self._n:
-            self._record.n = max(0, self._record.n - n)
-
-    def forget(self) -> None:
-        n = self._n
-        super().forget()
-        self._record.n = max(0, self._record.n - n)
-
-    def split(self, n: int) -> Permit | None:
-        part = super().split(n)
-        if part is not None:
-            self._record.n = max(0, self._record.n - part.num_permits)
-        return part
-
-    def merge(self, other: Permit) -> None:
-        moved = other.num_permits if other is not self else 0
-        super().merge(other)
-        if moved:
-            if isinstance(other, _TrackedPermit):
-                other._record.n = max(0, other._record.n - moved)
-            self._record.n += moved
