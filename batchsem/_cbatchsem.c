@@ -1685,7 +1685,7 @@ sem_init_common(SemObject *self, PyObject *args, PyObject *kwds, const char *cls
     PyObject *ledger = NULL;
     if (want_debug) {
         PyObject *cls_ledger = NULL, *finalize = NULL, *report = NULL, *fin = NULL;
-        PyObject *mod = PyImport_ImportModule("batchsem._semaphore");
+        PyObject *mod = PyImport_ImportModule("batchsem._debug");
         if (mod != NULL) {
             cls_ledger = PyObject_GetAttrString(mod, "DebugLedger");
             Py_DECREF(mod);

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._semaphore import DebugLedger
+from ._debug import DebugLedger
 
 __all__ = ["acquired", "covered", "moved"]
 
