@@ -852,24 +852,33 @@ def memory_per_waiter(n: int = 10_000, rounds: int = 3) -> dict[str, Any]:
 async def _storm(kind: str, n: int, seed: int) -> tuple[float, float]:
     """Queue ``n`` waiters on Sem(0), then cancel them all (random order) or close().
 
+    ``kind="bare"`` is asyncio's own share, for reference: ``n`` tasks each awaiting
+    its own future, cancelled in random order (no semaphore involved).
     Returns (seconds per waiter for the cancel calls / the close() call alone,
     seconds per waiter until every task has finished).
     """
     sem = Sem(0)
+    loop = asyncio.get_running_loop()
+    started = 0
 
     async def waiter() -> None:
+        nonlocal started
+        started += 1
+        if kind == "bare":
+            await loop.create_future()
+            return
         with contextlib.suppress(batchsem.AcquireError):  # the close storm's outcome
             await sem.acquire(1)
 
     tasks = [asyncio.create_task(waiter()) for _ in range(n)]
-    while sem.waiting < n:
+    while started < n or (kind != "bare" and sem.waiting < n):
         await asyncio.sleep(0)
     victims = _cancel_order(tasks, "random", seed)
     gc.collect()
     gc.disable()
     try:
         t0 = perf_counter()
-        if kind == "cancel":
+        if kind in ("cancel", "bare"):
             for t in victims:
                 t.cancel()
         else:
@@ -920,7 +929,7 @@ async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
 def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) -> dict[str, Any]:
     """Per-waiter cost of cancel and close storms at ``small`` and ``large`` waiters."""
     out: dict[str, Any] = {"small": small, "large": large}
-    for kind in ("cancel", "close"):
+    for kind in ("cancel", "close", "bare"):
         per: dict[int, tuple[float, float]] = {}
         for size, reps in ((small, rounds), (large, 1)):
             runs = [asyncio.run(_storm(kind, size, seed)) for seed in range(reps)]
@@ -966,12 +975,13 @@ def render_extras(memory: dict[str, Any] | None, scaling: dict[str, Any] | None)
                 f"{float(per[large]) * scale:.2f} {unit} at {int(large):,}"
             )
 
-        for kind in ("cancel", "close"):
+        for kind in ("cancel", "close", "bare"):
             r = scaling[kind]
+            label = "asyncio alone (own futures, cancel)" if kind == "bare" else kind
             lines.append(
-                f"{kind} storm per waiter: {at(r['total_seconds_per_waiter'], 1e6, 'us')} "
+                f"{label} storm per waiter: {at(r['total_seconds_per_waiter'], 1e6, 'us')} "
                 f"(x{r['growth_total']:.2f}, bar <= 1.5: {'PASS' if r['pass'] else 'MISS'}); "
-                f"the {kind} call{'s' if kind == 'cancel' else ''} alone: "
+                f"the {'close call' if kind == 'close' else 'cancel calls'} alone: "
                 f"{at(r['op_seconds_per_waiter'], 1e9, 'ns')} (x{r['growth_op']:.2f})"
             )
         for order_kind in ("random", "fifo"):
