@@ -1124,14 +1124,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=(
-            "uncontended",
-            "batch",
-            "cancel_random",
-            "cancel_fifo",
-            "cancel_gather",
-            "contended",
-        ),
+        choices=SCENARIO_KEYS,
         help="run only this scenario (repeatable)",
     )
     parser.add_argument(
