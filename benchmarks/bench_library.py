@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import hashlib
 import json
@@ -41,6 +42,10 @@ try:
 except ImportError:  # a checkout that was not installed with `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import batchsem
+
+#: The Semaphore class under test (set by --impl; default: the active core).
+Sem: Any = batchsem.Semaphore
+CORE: str = batchsem.IMPLEMENTATION
 
 perf_counter = time.perf_counter
 process_time = time.process_time
@@ -71,6 +76,9 @@ class Sizes:
     contended_tasks: int = 64
     contended_permits: int = 8
     contended_per_task: int = 500
+    handoff_per_task: int = 20_000
+    thread_iters: int = 20_000
+    thread_permits: int = 2
 
     def scaled(self, factor: float, *, keep_cancel: bool) -> Sizes:
         """Smaller work (for ``--quick`` and the warm-up); ``keep_cancel`` keeps the waiter count.
@@ -88,6 +96,9 @@ class Sizes:
             contended_tasks=self.contended_tasks,
             contended_permits=self.contended_permits,
             contended_per_task=max(1, int(self.contended_per_task * factor)),
+            handoff_per_task=max(1, int(self.handoff_per_task * factor)),
+            thread_iters=max(1, int(self.thread_iters * factor)),
+            thread_permits=self.thread_permits,
         )
 
 
@@ -101,7 +112,7 @@ class Sizes:
 
 async def uncontended_batchsem(iters: int) -> Timing:
     """Scenario 1, batchsem: ``async with sem:`` in a loop, one task, Semaphore(1)."""
-    sem = batchsem.Semaphore(1)
+    sem = Sem(1)
     t0 = _start()
     for _ in range(iters):
         async with sem:
@@ -123,8 +134,28 @@ async def uncontended_asyncio(iters: int) -> Timing:
     return elapsed
 
 
-async def _idiom(sem: batchsem.Semaphore | asyncio.Semaphore, iters: int) -> Timing:
-    """Scenario 1b: the asyncio idiom ``await sem.acquire(); sem.release()`` on Semaphore(1)."""
+class NoopAsyncCM:
+    """The floor for ``async with``: a class-based async context manager doing nothing."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+async def uncontended_noop(iters: int) -> Timing:
+    """Scenario 1b, baseline: ``async with NoopAsyncCM():`` (one instance) in a loop."""
+    cm = NoopAsyncCM()
+    t0 = _start()
+    for _ in range(iters):
+        async with cm:
+            pass
+    return _stop(t0)
+
+
+async def _idiom(sem: Any, iters: int) -> Timing:
+    """Scenario 1c: the asyncio idiom ``await sem.acquire(); sem.release()`` on Semaphore(1)."""
     acquire = sem.acquire
     release = sem.release
     t0 = _start()
@@ -135,15 +166,15 @@ async def _idiom(sem: batchsem.Semaphore | asyncio.Semaphore, iters: int) -> Tim
 
 
 async def idiom_batchsem(iters: int) -> Timing:
-    """Scenario 1b on batchsem.Semaphore(1) (the Permit is discarded, as with asyncio)."""
-    sem = batchsem.Semaphore(1)
+    """Scenario 1c on batchsem.Semaphore(1) (the Permit is discarded, as with asyncio)."""
+    sem = Sem(1)
     elapsed = await _idiom(sem, iters)
     _check(sem.available_permits == 1 and sem.waiting == 0, "batchsem idiom")
     return elapsed
 
 
 async def idiom_asyncio(iters: int) -> Timing:
-    """Scenario 1b on asyncio.Semaphore(1)."""
+    """Scenario 1c on asyncio.Semaphore(1)."""
     sem = asyncio.Semaphore(1)
     elapsed = await _idiom(sem, iters)
     _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio idiom")
@@ -152,7 +183,7 @@ async def idiom_asyncio(iters: int) -> Timing:
 
 async def batch_batchsem(iters: int, permits: int) -> Timing:
     """Scenario 2, batchsem: ``p = await sem.acquire(8); p.release()`` on Semaphore(8)."""
-    sem = batchsem.Semaphore(permits)
+    sem = Sem(permits)
     t0 = _start()
     for _ in range(iters):
         p = await sem.acquire(permits)
@@ -234,7 +265,7 @@ async def _time_cancel(tasks: list[Task], victims: list[Task], wait: str) -> Tim
 
 async def cancel_batchsem(waiters: int, order: str, seed: int, wait: str = "drain") -> Timing:
     """Scenario 3, batchsem: cancel ``waiters`` tasks queued in ``acquire(1)`` on Semaphore(0)."""
-    sem = batchsem.Semaphore(0)
+    sem = Sem(0)
 
     async def waiter() -> None:
         await sem.acquire(1)
@@ -266,9 +297,7 @@ async def cancel_asyncio(waiters: int, order: str, seed: int, wait: str = "drain
     return elapsed
 
 
-async def _contended(
-    sem: batchsem.Semaphore | asyncio.Semaphore, tasks: int, per_task: int
-) -> Timing:
+async def _contended(sem: Any, tasks: int, per_task: int) -> Timing:
     """Scenario 4: ``tasks`` tasks, each ``per_task`` x ``async with sem: sleep(0)``."""
 
     async def worker() -> None:
@@ -283,7 +312,7 @@ async def _contended(
 
 async def contended_batchsem(tasks: int, permits: int, per_task: int) -> Timing:
     """Scenario 4 on batchsem.Semaphore(permits)."""
-    sem = batchsem.Semaphore(permits)
+    sem = Sem(permits)
     elapsed = await _contended(sem, tasks, per_task)
     _check(sem.available_permits == permits and sem.waiting == 0, "batchsem contended")
     return elapsed
@@ -294,6 +323,76 @@ async def contended_asyncio(tasks: int, permits: int, per_task: int) -> Timing:
     sem = asyncio.Semaphore(permits)
     elapsed = await _contended(sem, tasks, per_task)
     _check(sem._value == permits and _asyncio_waiting(sem) == 0, "asyncio contended")
+    return elapsed
+
+
+async def handoff_batchsem(per_task: int) -> Timing:
+    """Scenario 5 on batchsem: 2 tasks, Semaphore(1); every acquire waits for a hand-over."""
+    sem = Sem(1)
+    elapsed = await _contended(sem, 2, per_task)
+    _check(sem.available_permits == 1 and sem.waiting == 0, "batchsem hand-off")
+    return elapsed
+
+
+async def handoff_asyncio(per_task: int) -> Timing:
+    """Scenario 5 on asyncio.Semaphore(1)."""
+    sem = asyncio.Semaphore(1)
+    elapsed = await _contended(sem, 2, per_task)
+    _check(sem._value == 1 and _asyncio_waiting(sem) == 0, "asyncio hand-off")
+    return elapsed
+
+
+THREADS = 4
+
+
+def _threaded(body: Callable[[], None]) -> Timing:
+    """Run ``body`` on THREADS threads at once; the time from the start signal to the last join."""
+    import threading
+
+    start = threading.Barrier(THREADS + 1)
+
+    def run() -> None:
+        start.wait()
+        body()
+
+    threads = [threading.Thread(target=run) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    t0 = _start()
+    start.wait()
+    for t in threads:
+        t.join()
+    return _stop(t0)
+
+
+async def threads_batchsem(iters: int, permits: int) -> Timing:
+    """Scenario 6, batchsem: 4 threads each ``acquire_blocking(); release()`` in a loop."""
+    sem = Sem(permits)
+
+    def body() -> None:
+        acquire = sem.acquire_blocking
+        for _ in range(iters):
+            acquire().release()
+
+    elapsed = _threaded(body)
+    _check(sem.available_permits == permits and sem.waiting == 0, "batchsem threads")
+    return elapsed
+
+
+async def threads_threading(iters: int, permits: int) -> Timing:
+    """Scenario 6, threading.Semaphore: 4 threads each ``acquire(); release()`` in a loop."""
+    import threading
+
+    sem = threading.Semaphore(permits)
+
+    def body() -> None:
+        acquire, release = sem.acquire, sem.release
+        for _ in range(iters):
+            acquire()
+            release()
+
+    elapsed = _threaded(body)
+    _check(sem._value == permits, "threading.Semaphore threads")
     return elapsed
 
 
@@ -329,16 +428,56 @@ class Scenario:
     ops: int
     target: float | None  # minimum ratio; None = informational row
     target_text: str
-    runs: dict[str, RunFn]  # impl name -> timed run
+    runs: dict[str, RunFn]  # impl name -> timed run; "asyncio" is the baseline side
+    baseline: str = "asyncio.Semaphore"
+    #: Run on these loops only (None: every loop); for rows that do not use the loop.
+    loops: tuple[str, ...] | None = None
 
 
-def build_scenarios(sizes: Sizes) -> list[Scenario]:
-    """The scenarios, in table order, sized by ``sizes``."""
+#: Minimum ratios per core. The compiled core's are the bars of issue 9; the
+#: Python core keeps the targets it was built to (None: information only).
+TARGETS: dict[str, dict[str, float]] = {
+    "c": {
+        "uncontended": 1.8,
+        "noop_cm": 0.85,
+        "idiom": 1.8,
+        "batch": 8.0,
+        "cancel_random": 25.0,
+        "contended": 1.2,
+        "handoff": 1.2,
+        "threads": 1.0,
+    },
+    "python": {"uncontended": 1.2, "batch": 3.0, "cancel_random": 10.0, "contended": 0.9},
+}
+
+SCENARIO_KEYS = (
+    "uncontended",
+    "noop_cm",
+    "idiom",
+    "batch",
+    "cancel_random",
+    "cancel_fifo",
+    "cancel_gather",
+    "contended",
+    "handoff",
+    "threads",
+)
+
+
+def build_scenarios(sizes: Sizes, core: str | None = None) -> list[Scenario]:
+    """The scenarios, in table order, sized by ``sizes``, with the targets of ``core``."""
     s = sizes
     n_cancel = s.cancel_waiters
     per_task = s.contended_per_task
     contended_ops = s.contended_tasks * per_task
     k = s.batch_permits
+    targets = TARGETS[core or CORE]
+
+    def target(key: str) -> tuple[float | None, str]:
+        t = targets.get(key)
+        if t is None:
+            return None, "(info)"
+        return t, f">={t:g}x"
 
     def cancel(order: str, wait: str = "drain") -> dict[str, RunFn]:
         async def run_bs(seed: int) -> Timing:
@@ -349,96 +488,107 @@ def build_scenarios(sizes: Sizes) -> list[Scenario]:
 
         return {"batchsem": run_bs, "asyncio": run_aio}
 
-    async def unc_bs(seed: int) -> Timing:
-        return await uncontended_batchsem(s.uncontended_iters)
+    def pair(
+        bs: Callable[[], Coroutine[Any, Any, Timing]],
+        base: Callable[[], Coroutine[Any, Any, Timing]],
+    ) -> dict[str, RunFn]:
+        async def run_bs(seed: int) -> Timing:
+            return await bs()
 
-    async def unc_aio(seed: int) -> Timing:
-        return await uncontended_asyncio(s.uncontended_iters)
+        async def run_base(seed: int) -> Timing:
+            return await base()
 
-    async def idiom_bs(seed: int) -> Timing:
-        return await idiom_batchsem(s.uncontended_iters)
+        return {"batchsem": run_bs, "asyncio": run_base}
 
-    async def idiom_aio(seed: int) -> Timing:
-        return await idiom_asyncio(s.uncontended_iters)
+    def row(
+        key: str, title: str, unit: str, ops: int, runs: dict[str, RunFn], **kw: Any
+    ) -> Scenario:
+        t, text = target(key)
+        return Scenario(key, title, unit, ops, t, text, runs, **kw)
 
-    async def batch_bs(seed: int) -> Timing:
-        return await batch_batchsem(s.batch_iters, s.batch_permits)
-
-    async def batch_aio(seed: int) -> Timing:
-        return await batch_asyncio(s.batch_iters, s.batch_permits)
-
-    async def cont_bs(seed: int) -> Timing:
-        return await contended_batchsem(s.contended_tasks, s.contended_permits, per_task)
-
-    async def cont_aio(seed: int) -> Timing:
-        return await contended_asyncio(s.contended_tasks, s.contended_permits, per_task)
-
+    n = s.uncontended_iters
     return [
-        Scenario(
-            key="uncontended",
-            title="1 uncontended `async with` (Sem(1), 1 task)",
-            unit="acquire+release",
-            ops=s.uncontended_iters,
-            target=1.2,
-            target_text=">=1.2x",
-            runs={"batchsem": unc_bs, "asyncio": unc_aio},
+        row(
+            "uncontended",
+            "1 uncontended `async with` (Sem(1), 1 task)",
+            "acquire+release",
+            n,
+            pair(lambda: uncontended_batchsem(n), lambda: uncontended_asyncio(n)),
         ),
-        Scenario(
-            key="idiom",
-            title="1b `await sem.acquire(); sem.release()` (Sem(1))",
-            unit="acquire+release",
-            ops=s.uncontended_iters,
-            target=None,
-            target_text="(info)",
-            runs={"batchsem": idiom_bs, "asyncio": idiom_aio},
+        row(
+            "noop_cm",
+            "1b uncontended `async with` vs a no-op async CM",
+            "async with",
+            n,
+            pair(lambda: uncontended_batchsem(n), lambda: uncontended_noop(n)),
+            baseline="no-op async CM",
         ),
-        Scenario(
-            key="batch",
-            title=f"2 acquire({k}) vs {k}x acquire() (Sem({k}))",
-            unit=f"{k}-permit acquire+release",
-            ops=s.batch_iters,
-            target=3.0,
-            target_text=">=3x",
-            runs={"batchsem": batch_bs, "asyncio": batch_aio},
+        row(
+            "idiom",
+            "1c `await sem.acquire(); sem.release()`",
+            "acquire+release",
+            n,
+            pair(lambda: idiom_batchsem(n), lambda: idiom_asyncio(n)),
         ),
-        Scenario(
-            key="cancel_random",
-            title=f"3 cancel {n_cancel:,} queued waiters, random order",
-            unit="cancellation",
-            ops=n_cancel,
-            target=10.0,
-            target_text=">=10x",
-            runs=cancel("random"),
+        row(
+            "batch",
+            f"2 acquire({k}) vs {k}x acquire() (Sem({k}))",
+            f"{k}-permit acquire+release",
+            s.batch_iters,
+            pair(lambda: batch_batchsem(s.batch_iters, k), lambda: batch_asyncio(s.batch_iters, k)),
         ),
-        Scenario(
-            key="cancel_fifo",
-            title=f"3b cancel {n_cancel:,} queued waiters, front-to-back",
-            unit="cancellation",
-            ops=n_cancel,
-            target=None,
-            target_text="(info)",
-            runs=cancel("fifo"),
+        row(
+            "cancel_random",
+            f"3 cancel {n_cancel:,} queued waiters, random order",
+            "cancellation",
+            n_cancel,
+            cancel("random"),
         ),
-        Scenario(
-            key="cancel_gather",
-            title=f"3c cancel {n_cancel:,}, random order, then gather()",
-            unit="cancellation",
-            ops=n_cancel,
-            target=None,
-            target_text="(info)",
-            runs=cancel("random", "gather"),
+        row(
+            "cancel_fifo",
+            f"3b cancel {n_cancel:,} queued waiters, front-to-back",
+            "cancellation",
+            n_cancel,
+            cancel("fifo"),
         ),
-        Scenario(
-            key="contended",
-            title=(
-                f"4 {s.contended_tasks} tasks / {s.contended_permits} permits, "
-                "`async with: sleep(0)`"
+        row(
+            "cancel_gather",
+            f"3c cancel {n_cancel:,}, random order, then gather()",
+            "cancellation",
+            n_cancel,
+            cancel("random", "gather"),
+        ),
+        row(
+            "contended",
+            f"4 {s.contended_tasks} tasks / {s.contended_permits} permits, `async with: sleep(0)`",
+            "acquire+release",
+            contended_ops,
+            pair(
+                lambda: contended_batchsem(s.contended_tasks, s.contended_permits, per_task),
+                lambda: contended_asyncio(s.contended_tasks, s.contended_permits, per_task),
             ),
-            unit="acquire+release",
-            ops=contended_ops,
-            target=0.9,
-            target_text=">=0.9x",
-            runs={"batchsem": cont_bs, "asyncio": cont_aio},
+        ),
+        row(
+            "handoff",
+            "5 2 tasks / 1 permit, every acquire a hand-off",
+            "acquire+release",
+            2 * s.handoff_per_task,
+            pair(
+                lambda: handoff_batchsem(s.handoff_per_task),
+                lambda: handoff_asyncio(s.handoff_per_task),
+            ),
+        ),
+        row(
+            "threads",
+            f"6 {THREADS} threads acquire_blocking+release (Sem({s.thread_permits}))",
+            "acquire+release",
+            THREADS * s.thread_iters,
+            pair(
+                lambda: threads_batchsem(s.thread_iters, s.thread_permits),
+                lambda: threads_threading(s.thread_iters, s.thread_permits),
+            ),
+            baseline="threading.Semaphore",
+            loops=("asyncio",),
         ),
     ]
 
@@ -552,6 +702,7 @@ class Cell:
             "unit": sc.unit,
             "ops": sc.ops,
             "target_ratio": sc.target,
+            "baseline": sc.baseline,
             "ratio_kind": (
                 "asyncio time / batchsem time"
                 if sc.key.startswith("cancel")
@@ -579,6 +730,8 @@ def warm_up(
     for loop_name, factory in loops.items():
         out[loop_name] = {}
         for sc in scenarios:
+            if sc.loops is not None and loop_name not in sc.loops:
+                continue
             out[loop_name][sc.key] = {
                 impl: run_once(factory, sc.runs[impl], 0, keep_gc=keep_gc) for impl in IMPLS
             }
@@ -598,11 +751,14 @@ def run_all(
         (loop_name, sc.key): Cell(loop_name, sc, {impl: [] for impl in IMPLS}, [])
         for loop_name in loops
         for sc in scenarios
+        if sc.loops is None or loop_name in sc.loops
     }
     started = perf_counter()
     for rnd in range(rounds):
         for loop_name, factory in loops.items():
             for i, sc in enumerate(scenarios):
+                if (loop_name, sc.key) not in cells:
+                    continue
                 cell = cells[(loop_name, sc.key)]
                 order = IMPLS if (rnd + i) % 2 == 0 else IMPLS[::-1]
                 cell.first.append(order[0])
@@ -616,6 +772,226 @@ def run_all(
                 flush=True,
             )
     return list(cells.values())
+
+
+# ---------------------------------------------------------------- extras
+
+
+async def _queued_bytes(kind: str, n: int) -> float:
+    """tracemalloc bytes per task while ``n`` tasks wait: on batchsem, asyncio or a bare future.
+
+    Counted from before the tasks are created until all of them are waiting, so
+    the figure includes the Task and the waiting coroutine; the ``future`` kind
+    (every task awaits one shared future) is that common part alone.
+    """
+    import tracemalloc
+
+    loop = asyncio.get_running_loop()
+    started = 0
+    if kind == "batchsem":
+        sem: Any = Sem(0)
+
+        def wait() -> Any:
+            return sem.acquire(1)
+
+        def count() -> int:
+            return int(sem.waiting)
+    elif kind == "asyncio":
+        sem = asyncio.Semaphore(0)
+        wait = sem.acquire
+
+        def count() -> int:
+            return _asyncio_waiting(sem)
+    else:
+        shared = loop.create_future()
+
+        def wait() -> Any:
+            return shared
+
+        def count() -> int:
+            return started
+
+    async def waiter() -> None:
+        nonlocal started
+        started += 1
+        await wait()
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tasks = [asyncio.create_task(waiter()) for _ in range(n)]
+        while count() < n:
+            await asyncio.sleep(0)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return used / n
+
+
+def memory_per_waiter(n: int = 10_000, rounds: int = 3) -> dict[str, Any]:
+    """Bytes per queued waiter (smallest of ``rounds``), on the asyncio loop."""
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for kind in ("batchsem", "asyncio", "future"):
+            per = asyncio.run(_queued_bytes(kind, n))
+            best[kind] = min(best.get(kind, per), per)
+    share = {k: best[k] - best["future"] for k in ("batchsem", "asyncio")}
+    return {
+        "waiters": n,
+        "bytes_per_task": best,
+        "semaphore_bytes_per_waiter": share,
+        "pass": share["batchsem"] <= share["asyncio"],
+    }
+
+
+async def _storm(kind: str, n: int, seed: int) -> tuple[float, float]:
+    """Queue ``n`` waiters on Sem(0), then cancel them all (random order) or close().
+
+    ``kind="bare"`` is asyncio's own share, for reference: ``n`` tasks each awaiting
+    its own future, cancelled in random order (no semaphore involved).
+    Returns (seconds per waiter for the cancel calls / the close() call alone,
+    seconds per waiter until every task has finished).
+    """
+    sem = Sem(0)
+    loop = asyncio.get_running_loop()
+    started = 0
+
+    async def waiter() -> None:
+        nonlocal started
+        started += 1
+        if kind == "bare":
+            await loop.create_future()
+            return
+        with contextlib.suppress(batchsem.AcquireError):  # the close storm's outcome
+            await sem.acquire(1)
+
+    tasks = [asyncio.create_task(waiter()) for _ in range(n)]
+    while started < n or (kind != "bare" and sem.waiting < n):
+        await asyncio.sleep(0)
+    victims = _cancel_order(tasks, "random", seed)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = perf_counter()
+        if kind in ("cancel", "bare"):
+            for t in victims:
+                t.cancel()
+        else:
+            sem.close()
+        t1 = perf_counter()
+        while not all(t.done() for t in tasks):
+            await asyncio.sleep(0)
+        t2 = perf_counter()
+    finally:
+        gc.enable()
+    _check(sem.waiting == 0 and sem.available_permits == 0, f"{kind} storm: queue not empty")
+    return (t1 - t0) / n, (t2 - t0) / n
+
+
+async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
+    """The semaphore's own part of a cancel storm: seconds per waiter.
+
+    ``n`` coroutines each wait in ``await sem.acquire(1)``, driven by hand (no
+    Tasks, so no event-loop work is timed); then CancelledError is thrown into
+    them in a random order: each throw unlinks one node and fails the await.
+    """
+    sem = Sem(0)
+
+    async def waiter() -> None:
+        await sem.acquire(1)
+
+    coros = [waiter() for _ in range(n)]
+    for c in coros:
+        c.send(None)
+    _check(sem.waiting == n, "throw storm: not all queued")
+    order = list(range(n))
+    if order_kind == "random":
+        random.Random(seed).shuffle(order)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = perf_counter()
+        for i in order:
+            with contextlib.suppress(asyncio.CancelledError):
+                coros[i].throw(asyncio.CancelledError)
+        elapsed = perf_counter() - t0
+    finally:
+        gc.enable()
+    _check(sem.waiting == 0 and sem.available_permits == 0, "throw storm: queue not empty")
+    return elapsed / n
+
+
+def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) -> dict[str, Any]:
+    """Per-waiter cost of cancel and close storms at ``small`` and ``large`` waiters."""
+    out: dict[str, Any] = {"small": small, "large": large}
+    for kind in ("cancel", "close", "bare"):
+        per: dict[int, tuple[float, float]] = {}
+        for size, reps in ((small, rounds), (large, 1)):
+            runs = [asyncio.run(_storm(kind, size, seed)) for seed in range(reps)]
+            per[size] = (min(r[0] for r in runs), min(r[1] for r in runs))
+        growth = per[large][1] / per[small][1]
+        out[kind] = {
+            "op_seconds_per_waiter": {str(k): v[0] for k, v in per.items()},
+            "total_seconds_per_waiter": {str(k): v[1] for k, v in per.items()},
+            "growth_total": growth,
+            "growth_op": per[large][0] / per[small][0],
+            "pass": growth <= 1.5,
+        }
+    for order_kind in ("random", "fifo"):
+        per_throw = {
+            size: min(asyncio.run(_throw_storm(size, seed, order_kind)) for seed in range(reps))
+            for size, reps in ((small, rounds), (large, 1))
+        }
+        out[f"semaphore_only_cancel_{order_kind}"] = {
+            "seconds_per_waiter": {str(k): v for k, v in per_throw.items()},
+            "growth": per_throw[large] / per_throw[small],
+            "pass": per_throw[large] / per_throw[small] <= 1.5,
+        }
+    return out
+
+
+def render_extras(memory: dict[str, Any] | None, scaling: dict[str, Any] | None) -> str:
+    lines: list[str] = []
+    if memory is not None:
+        b, sh = memory["bytes_per_task"], memory["semaphore_bytes_per_waiter"]
+        lines.append(
+            f"memory per queued waiter ({memory['waiters']:,} tasks, tracemalloc): "
+            f"task total batchsem {b['batchsem']:.0f} B, asyncio {b['asyncio']:.0f} B, "
+            f"bare future {b['future']:.0f} B; the semaphore's share: batchsem "
+            f"{sh['batchsem']:.0f} B vs asyncio {sh['asyncio']:.0f} B -> "
+            + ("PASS" if memory["pass"] else "MISS")
+        )
+    if scaling is not None:
+        small, large = str(scaling["small"]), str(scaling["large"])
+
+        def at(per: dict[str, float], scale: float, unit: str) -> str:
+            return (
+                f"{float(per[small]) * scale:.2f} {unit} at {int(small):,}, "
+                f"{float(per[large]) * scale:.2f} {unit} at {int(large):,}"
+            )
+
+        for kind in ("cancel", "close", "bare"):
+            r = scaling[kind]
+            label = "asyncio alone (own futures, cancel)" if kind == "bare" else kind
+            lines.append(
+                f"{label} storm per waiter: {at(r['total_seconds_per_waiter'], 1e6, 'us')} "
+                f"(x{r['growth_total']:.2f}, bar <= 1.5: {'PASS' if r['pass'] else 'MISS'}); "
+                f"the {'close call' if kind == 'close' else 'cancel calls'} alone: "
+                f"{at(r['op_seconds_per_waiter'], 1e9, 'ns')} (x{r['growth_op']:.2f})"
+            )
+        for order_kind in ("random", "fifo"):
+            r = scaling[f"semaphore_only_cancel_{order_kind}"]
+            lines.append(
+                f"the semaphore's own cancel, {order_kind} order (throw into hand-driven "
+                f"waiters, no Tasks): {at(r['seconds_per_waiter'], 1e9, 'ns')} "
+                f"(x{r['growth']:.2f})"
+            )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- output
@@ -638,7 +1014,8 @@ def render_table(cells: list[Cell]) -> str:
         "loop",
         "scenario",
         "batchsem ops/s (best)",
-        "asyncio ops/s (best)",
+        "baseline",
+        "baseline ops/s (best)",
         "ratio",
         "median",
         "cpu",
@@ -653,6 +1030,7 @@ def render_table(cells: list[Cell]) -> str:
                 c.loop,
                 c.scenario.title,
                 f"{fmt_rate(c.ops_per_s('batchsem'))} ({fmt_time(c.best('batchsem'))})",
+                c.scenario.baseline,
                 f"{fmt_rate(c.ops_per_s('asyncio'))} ({fmt_time(c.best('asyncio'))})",
                 f"{c.ratio():.2f}x" + ("*" if c.preempted() else ""),
                 f"{c.median_ratio():.2f}x",
@@ -662,7 +1040,7 @@ def render_table(cells: list[Cell]) -> str:
             )
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = {2, 3, 4, 5, 6}
+    right = {2, 4, 5, 6, 7}
 
     def line(cols: Sequence[str]) -> str:
         parts = [
@@ -689,7 +1067,8 @@ def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool)
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "batchsem": getattr(batchsem, "__version__", "?"),
-        "batchsem_implementation": getattr(batchsem, "IMPLEMENTATION", "python"),
+        "batchsem_implementation": batchsem.IMPLEMENTATION,  # the one `import batchsem` chose
+        "batchsem_core": CORE,  # the one measured (--impl)
         "uvloop": uvloop_version(),
         "loops": list(loops),
         "rounds": rounds,
@@ -707,7 +1086,7 @@ def _source_digest() -> str | None:
     """sha256 over the library's core modules that were measured (the library may be edited)."""
     package = Path(getattr(batchsem, "__file__", "")).parent
     digest = hashlib.sha256()
-    for name in ("_semaphore.py", "_waitlist.py", "_lock.py", "_sync.py"):
+    for name in ("_semaphore.py", "_waitlist.py", "_lock.py", "_sync.py", "_cbatchsem.c"):
         try:
             digest.update((package / name).read_bytes())
         except OSError:
@@ -745,29 +1124,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=(
-            "uncontended",
-            "idiom",
-            "batch",
-            "cancel_random",
-            "cancel_fifo",
-            "cancel_gather",
-            "contended",
-        ),
+        choices=SCENARIO_KEYS,
         help="run only this scenario (repeatable)",
     )
     parser.add_argument(
         "--gc", action="store_true", help="keep the garbage collector enabled while timing"
     )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up pass")
+    parser.add_argument(
+        "--impl",
+        choices=("active", "c", "python"),
+        default="active",
+        help="which batchsem core to measure (default: the one `import batchsem` chose)",
+    )
+    parser.add_argument(
+        "--extras",
+        choices=("none", "memory", "scaling", "all"),
+        default="all",
+        help="after the table: memory per queued waiter and cancel/close storm scaling",
+    )
+    parser.add_argument(
+        "--scaling-max",
+        type=int,
+        default=1_000_000,
+        help="the large waiter count of the scaling check (default 10^6)",
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be >= 1")
     return args
 
 
+def select_core(impl: str) -> None:
+    """Point the scenarios at the chosen core's Semaphore (``--impl``)."""
+    global Sem, CORE
+    if impl == "c":
+        from batchsem import _cbatchsem
+
+        Sem, CORE = _cbatchsem.Semaphore, "c"
+    elif impl == "python":
+        from batchsem import _semaphore
+
+        Sem, CORE = _semaphore.Semaphore, "python"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    select_core(args.impl)
     rounds: int = args.rounds if args.rounds is not None else (2 if args.quick else 7)
     sizes = Sizes()
     if args.quick:
@@ -785,8 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = describe_env(sizes, rounds, list(loops), args.gc)
 
     print(
-        f"batchsem {env['batchsem']} ({env['batchsem_implementation']}) vs asyncio.Semaphore"
-        f" | Python {env['python']} "
+        f"batchsem {env['batchsem']} ({CORE} core) vs asyncio.Semaphore | Python {env['python']} "
         f"({env['implementation']}) | uvloop {env['uvloop'] or 'not available'} | "
         f"{env['platform']} | {env['cpu_count']} CPUs",
         file=sys.stderr,
@@ -807,10 +1209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         warmup = warm_up(loops, small, keep_gc=args.gc)
     cells = run_all(loops, scenarios, rounds, keep_gc=args.gc)
+    memory = scaling = None
+    if args.extras in ("memory", "all"):
+        print("  memory per queued waiter", file=sys.stderr, flush=True)
+        memory = memory_per_waiter()
+    if args.extras in ("scaling", "all"):
+        print(f"  storm scaling 10^4 vs {args.scaling_max:,}", file=sys.stderr, flush=True)
+        scaling = storm_scaling(large=args.scaling_max)
     total = perf_counter() - started
 
     print()
     print(render_table(cells))
+    extras = render_extras(memory, scaling)
+    if extras:
+        print()
+        print(extras)
     print()
     print(
         "ratio  = batchsem ops/s / asyncio ops/s (cancel rows: asyncio time / batchsem time),\n"
@@ -836,6 +1249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "meta": env | {"total_seconds": total, "loadavg_end": _loadavg(), "notes": notes},
             "warmup_seconds": warmup,
             "results": [c.as_dict() for c in cells],
+            "memory_per_waiter": memory,
+            "storm_scaling": scaling,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

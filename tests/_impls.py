@@ -113,7 +113,10 @@ def load(name: str) -> Impl:
     core = compiled_module()
     if core is None:
         raise LookupError("batchsem._cbatchsem (the compiled core) is not built")
-    mutex, rwlock = _sync.bind(core.BoundedSemaphore)
+    if batchsem.IMPLEMENTATION == "c":  # the classes `import batchsem` already bound
+        mutex, rwlock = batchsem.Mutex, batchsem.RwLock
+    else:
+        mutex, rwlock = _sync.bind(core.BoundedSemaphore)
     return Impl(
         "c",
         Semaphore=core.Semaphore,

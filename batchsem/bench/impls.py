@@ -33,7 +33,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import batchsem
 from batchsem import AcquireError
@@ -68,12 +68,13 @@ class UnknownImpl(ValueError):
 
 
 class BatchsemLimiter:
-    """batchsem.Semaphore: one request per batch; the handle is the Permit."""
+    """batchsem.Semaphore (the active core): one request per batch; the handle is the Permit."""
 
     __slots__ = ("sem",)
+    semaphore_class: ClassVar[type[batchsem.Semaphore]] = batchsem.Semaphore
 
     def __init__(self, permits: int, tracer: batchsem._semaphore.TraceFn | None = None) -> None:
-        self.sem = batchsem.Semaphore(permits, name="bench", tracer=tracer)
+        self.sem = self.semaphore_class(permits, name="bench", tracer=tracer)
 
     async def acquire(self, n: int) -> object:
         return await self.sem.acquire(n)
@@ -89,6 +90,13 @@ class BatchsemLimiter:
 
     def waiting(self) -> int:
         return self.sem.waiting
+
+
+class BatchsemPyLimiter(BatchsemLimiter):
+    """The pure-Python reference core, whichever core ``import batchsem`` selected."""
+
+    __slots__ = ()
+    semaphore_class = batchsem._semaphore.Semaphore
 
 
 class BatchsemRwLimiter:
@@ -335,12 +343,20 @@ def _aiologic_version() -> str | None:
 BUILTIN: dict[str, Impl] = {
     "batchsem": Impl(
         "batchsem",
-        "batchsem.Semaphore (this project): FIFO batch requests, O(1) cancel",
+        f"batchsem.Semaphore (this project), the active core: {batchsem.IMPLEMENTATION}",
         BatchsemLimiter,
         thread_safe=True,
         closes=True,
-        version=batchsem.__version__,
+        version=f"{batchsem.__version__} ({batchsem.IMPLEMENTATION})",
         rw_factory=BatchsemRwLimiter,
+    ),
+    "batchsem-py": Impl(
+        "batchsem-py",
+        "batchsem's pure-Python reference core (batchsem._semaphore), whatever is active",
+        BatchsemPyLimiter,
+        thread_safe=True,
+        closes=True,
+        version=f"{batchsem.__version__} (python)",
     ),
     "asyncio": Impl(
         "asyncio",

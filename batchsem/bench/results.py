@@ -92,6 +92,7 @@ def environment() -> Environment:
         machine=platform.machine(),
         cpu_count=os.cpu_count(),
         batchsem=batchsem.__version__,
+        batchsem_implementation=batchsem.IMPLEMENTATION,
         uvloop=loops.uvloop_version(),
         aiologic=_aiologic_version(),
         gil_enabled=getattr(sys, "_is_gil_enabled", lambda: True)(),

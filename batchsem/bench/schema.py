@@ -273,6 +273,8 @@ class Environment:
     loadavg: list[float] | None = None
     python_build: str | None = None
     git_commit: str | None = None
+    #: Which core ``import batchsem`` chose: "c" (compiled) or "python".
+    batchsem_implementation: str | None = None
 
 
 @dataclass

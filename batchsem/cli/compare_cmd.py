@@ -167,7 +167,7 @@ def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: b
 
 
 _ENV_KEYS = ("python", "implementation", "python_build", "platform", "cpu_model", "cpu_count",
-             "governor", "batchsem", "uvloop", "gil_enabled")
+             "governor", "batchsem", "batchsem_implementation", "uvloop", "gil_enabled")
 
 
 def environment_differences(labels: list[str], runs: list[Run]) -> list[str]:

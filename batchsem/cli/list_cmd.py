@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+import batchsem
 from batchsem.bench import impls, loops
 from batchsem.workloads import REGISTRY
 
@@ -56,6 +57,10 @@ def list_cmd() -> None:
     table.add_row("module:attr", "-", "if declared",
                   Text("your factory(permits) -> limiter (docs/cli.md)"))
     out.print(table)
+    out.print(
+        f"active batchsem core: [bold]{batchsem.IMPLEMENTATION}[/bold] "
+        "(BATCHSEM_PURE_PYTHON=1 forces python; --impl batchsem-py measures it anyway)"
+    )
 
     table = Table(title="event loops (--loop)", title_justify="left", header_style="bold")
     table.add_column("loop", style="bold")

@@ -9,15 +9,24 @@ bodies are written once against the public names. Tests may also take ``impl`` d
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _impls import IMPL_NAMES, PYTHON, Impl, in_ci, load
 
+import batchsem
+
+_FIELDS = ("Semaphore", "BoundedSemaphore", "Permit", "Acquire", "Mutex", "RwLock")
+# Test modules import the public names from ``batchsem``, which are the compiled
+# core's when it is active: both implementations' objects are rebound.
+_IMPL_OBJECTS = [PYTHON]
+with contextlib.suppress(LookupError):  # the compiled core is not built
+    _IMPL_OBJECTS.append(load("c"))
+_IMPL_OBJECTS.append(batchsem)  # type: ignore[arg-type]  # Mutex/RwLock bound to the active core
 _PY_OBJECTS = {
-    id(getattr(PYTHON, field)): field
-    for field in ("Semaphore", "BoundedSemaphore", "Permit", "Acquire", "Mutex", "RwLock")
+    id(getattr(source, field)): field for source in _IMPL_OBJECTS for field in _FIELDS
 }
 
 

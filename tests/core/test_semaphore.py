@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+from _impls import load
 from _support import real_queue, spawn, spin_until, steps, until
 
 import batchsem
@@ -18,10 +19,8 @@ from batchsem import (
     MAX_READS,
     AcquireError,
     Closed,
-    Mutex,
     NoPermits,
     Permit,
-    RwLock,
     Semaphore,
     TryAcquireError,
 )
@@ -36,7 +35,10 @@ def test_public_names_and_limits() -> None:
     for name in ("Semaphore", "Permit", "Mutex", "RwLock", "AcquireError", "TryAcquireError",
                  "NoPermits", "Closed", "MAX_PERMITS", "MAX_READS"):
         assert name in batchsem.__all__
-    assert Mutex is batchsem.Mutex and RwLock is batchsem.RwLock
+    # The public names are the active implementation's (whichever this test runs against).
+    assert batchsem.Mutex._semaphore_class is batchsem.BoundedSemaphore
+    assert batchsem.RwLock._semaphore_class is batchsem.BoundedSemaphore
+    assert batchsem.Semaphore is load(batchsem.IMPLEMENTATION).Semaphore
 
 
 def test_error_hierarchy_and_messages() -> None:
