@@ -21,7 +21,8 @@ Keys (``P`` is ``<prefix>:{<name>}``, the hash tag keeps them in one slot):
 * ``P:lost``   sorted set owner -> when its lease was found expired (kept one day).
 * ``P:w:<owner>`` set of the owner's queued waiter ids.
 * ``P:g:<owner>`` hash waiter id -> permits: grants made while queued that the
-  owner has not yet confirmed (so a cancel racing a grant can give them back).
+  owner has not yet confirmed (so a cancel racing a grant can give them back);
+  ``P:gs:<owner>`` the same ids -> their grant sequence numbers.
 * ``P:i:<owner>`` list: the owner's inbox, ``"g <wid> <grant seq>"`` (granted)
   or ``"c <wid>"`` (failed: closed). Its process pops it with BLPOP.
 
@@ -44,6 +45,7 @@ local NEED, ASG, OWN = P .. ':need', P .. ':asg', P .. ':own'
 local HELD, LEASE, LOST = P .. ':held', P .. ':lease', P .. ':lost'
 local function W(o) return P .. ':w:' .. o end
 local function G(o) return P .. ':g:' .. o end
+local function GS(o) return P .. ':gs:' .. o end
 local function INBOX(o) return P .. ':i:' .. o end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -61,6 +63,7 @@ local function serve(wid, need)
   redis.call('HINCRBY', HELD, owner, need)
   redis.call('HSET', G(owner), wid, need)
   local gseq = redis.call('HINCRBY', M, 'seq', 1)
+  redis.call('HSET', GS(owner), wid, gseq)
   redis.call('RPUSH', INBOX(owner), 'g ' .. wid .. ' ' .. gseq)
 end
 
@@ -110,7 +113,7 @@ local function evict(owner)
     freed = freed + num(redis.call('HGET', ASG, wid))
     drop_waiter(wid, owner)
   end
-  redis.call('DEL', W(owner), G(owner), INBOX(owner))
+  redis.call('DEL', W(owner), G(owner), GS(owner), INBOX(owner))
   redis.call('ZREM', LEASE, owner)
   return freed
 end
@@ -234,6 +237,7 @@ end
 local granted = num(redis.call('HGET', G(owner), wid))
 if granted > 0 then
   redis.call('HDEL', G(owner), wid)
+  redis.call('HDEL', GS(owner), wid)
   redis.call('HINCRBY', HELD, owner, -granted)
   put(granted)
   return {'OK', granted, 'g'}
@@ -259,19 +263,22 @@ return {'OK'}
 """
 
 #: ARGV: owner, lease_ms, k, k confirmed wids, then pending wids. Extends the lease,
-#: forgets confirmed grants, and reports each pending wid: g (granted: grant seq),
+#: forgets confirmed grants, and reports each pending wid: "g <grant seq>" (granted),
 #: q (queued), x (gone: failed by close). Replies OK <status>... | errors.
 RENEW: Final = PRELUDE + r"""
 local owner, lease, k = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local bad = check_owner(owner)
 if bad then return bad end
 redis.call('ZADD', LEASE, now + lease, owner)
-for i = 4, 3 + k do redis.call('HDEL', G(owner), ARGV[i]) end
+for i = 4, 3 + k do
+  redis.call('HDEL', G(owner), ARGV[i])
+  redis.call('HDEL', GS(owner), ARGV[i])
+end
 local out = {'OK'}
 for i = 4 + k, #ARGV do
   local wid = ARGV[i]
   if redis.call('HEXISTS', G(owner), wid) == 1 then
-    out[#out + 1] = 'g'
+    out[#out + 1] = 'g ' .. redis.call('HGET', GS(owner), wid)
   elseif redis.call('ZSCORE', Q, wid) then
     out[#out + 1] = 'q'
   else

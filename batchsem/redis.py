@@ -464,8 +464,8 @@ class RedisSemaphore:
                 fut = self._waiters.get(wid)
                 if fut is None or fut.done():
                     continue
-                if status == "g":
-                    fut.set_result("g 0")
+                if status.startswith("g"):
+                    fut.set_result(status)
                 elif status == "x":
                     fut.set_result("c")
             return
@@ -680,8 +680,7 @@ class RedisPermit:
         self._n = n
         #: The server's (request, grant) sequence numbers of the acquire that made this
         #: handle: one counter per semaphore, shared by every process, so comparing
-        #: them across processes shows overtaking. (0, 0) for try_acquire and split;
-        #: the grant number is 0 if the wake-up came through the renewal.
+        #: them across processes shows overtaking. (0, 0) for try_acquire and split.
         self.seqs = seqs
 
     @property

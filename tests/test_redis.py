@@ -30,6 +30,7 @@ if not os.environ.get("CI"):
     pytest.importorskip("redis", reason="the 'redis' extra is not installed")
 
 from batchsem import AcquireError, Closed, NoPermits
+from batchsem.bench.redis_impls import TOOL_LEASE
 from batchsem.bench.redis_server import RedisServer, find_redis_server
 from batchsem.redis import LeaseLost, PermitsMismatch, RedisSemaphore
 
@@ -549,3 +550,43 @@ def test_unreachable_redis_fails_waiters_with_lease_lost(fresh_server: RedisServ
         await disconnect(a, b)
 
     asyncio.run(main())
+
+
+# -------------------------------------------------------------------- tool
+
+
+def test_tool_processes_workload_redis_vs_naive(server: RedisServer, tmp_path: Path) -> None:
+    """The processes workload across 2 real processes, starvation variant: the server's
+    sequence numbers show no overtake for redis, and the capacity held for both."""
+    from _cli import invoke
+
+    server.wait_uptime(TOOL_LEASE + 1.0)
+    out = tmp_path / "run.json"
+    result = invoke(
+        "bench", "processes", "--impl", "redis,redis-naive", "--redis-url", server.url,
+        "--loop", "asyncio", "--duration", "0.6", "--repeat", "1", "--tasks", "3",
+        "--permits", "3", "--param", "processes=2", "--param", "large=3", "--json",
+        "-o", str(out),
+    )
+    run = json.loads(out.read_text())
+    cases = {c["impl"]: c for c in run["cases"]}
+    redis_case = cases["redis"]
+    assert redis_case["status"] == "ok", (result.output, redis_case.get("errors"))
+    assert redis_case["summary"]["fairness"]["overtakes"] == 0
+    assert redis_case["summary"]["classes"]["large"]["completed"] > 0
+    assert redis_case["repeats"][0]["extra"]["jain_processes"] > 0, redis_case["repeats"]
+    naive = cases["redis-naive"]
+    assert naive["invariants"]["capacity_respected"], naive
+
+
+def test_tool_starve_test_redis(server: RedisServer, tmp_path: Path) -> None:
+    from _cli import invoke
+
+    server.wait_uptime(TOOL_LEASE + 1.0)
+    result = invoke(
+        "starve-test", "--impl", "redis", "--redis-url", server.url, "--loop", "asyncio",
+        "--permits", "4", "--small-tasks", "8", "--duration", "1.0", "--deadline", "2.0",
+        "-o", str(tmp_path / "starve.json"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output

@@ -53,6 +53,8 @@ class RedisServer:
         self.port = _free_port()
         self.dir = tempfile.mkdtemp(prefix="batchsem-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        #: time.monotonic() when the server last started.
+        self.started = 0.0
 
     @property
     def url(self) -> str:
@@ -75,6 +77,7 @@ class RedisServer:
                 last = text.splitlines()[-1] if text else "no log"
                 raise RedisServerError(f"redis-server exited at start: {last}")
             if self._ping():
+                self.started = time.monotonic()
                 return self
             time.sleep(0.02)
         self.stop()
@@ -87,6 +90,11 @@ class RedisServer:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def wait_uptime(self, seconds: float) -> None:
+        """Sleep until the server has been up ``seconds`` (a semaphore created earlier
+        would withhold its permits: see batchsem.redis)."""
+        time.sleep(max(0.0, self.started + seconds - time.monotonic()))
 
     def kill(self) -> None:
         """SIGKILL the server (every key is lost: there is no persistence)."""

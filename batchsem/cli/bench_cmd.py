@@ -21,7 +21,15 @@ from batchsem.bench.metrics import RepeatMetrics
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
-from .common import console, fail, output_path, parse_params, split_list, stderr_console
+from .common import (
+    console,
+    fail,
+    output_path,
+    parse_params,
+    split_list,
+    stderr_console,
+    use_redis,
+)
 from .render import workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
@@ -97,6 +105,8 @@ def run_cases(
 @click.option("--quick", is_flag=True, help="short run (~10 s for the default suite)")
 @click.option("--micro", is_flag=True,
               help="pyperf micro-benchmarks of the primitive operations instead")
+@click.option("--redis-url", default=None, help="Redis for --impl redis/redis-naive "
+              "[a private redis-server on a free loopback port]")
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
 def bench(
     workloads: tuple[str, ...],
@@ -115,6 +125,7 @@ def bench(
     quick: bool,
     micro: bool,
     no_ceiling: bool,
+    redis_url: str | None,
 ) -> None:
     """Run WORKLOADS (default: all) for each implementation on each loop and report
     throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
@@ -146,6 +157,7 @@ def bench(
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
+    use_redis(redis_url, impl_names)
     label = "bench" if not workloads else "bench-" + "-".join(workloads)[:60]
     save_to = output_path(output, label)
     settings = {
