@@ -9,7 +9,8 @@ clock and never let a client read-modify-write.
 Keys (``P`` is ``<prefix>:{<name>}``, the hash tag keeps them in one slot):
 
 * ``P:m``      hash: ``cap`` (the configured total), ``free``, ``closed`` (0/1),
-  ``seq`` (the global request/grant sequence), ``debt`` (permits still to
+  ``seq`` (the global request/grant sequence; it stays far below 10^14, so Lua's
+  ``%.14g`` number-to-string conversion keeps it exact), ``debt`` (permits still to
   forget: a shrink by ``resize`` that the free counter could not cover),
   ``withheld`` and ``admit`` (permits held back until the server time
   ``admit``, see ``open``).

@@ -405,6 +405,7 @@ class RedisSemaphore:
                 try:
                     item = await blocking.blpop([inbox], timeout=self._inbox_wait)
                 except RedisError:
+                    _reraise_cancel()
                     # A popped message may be lost with the connection: the
                     # renewal reports every pending request's status.
                     await asyncio.sleep(min(0.1, self._inbox_wait))

@@ -45,6 +45,25 @@ def ledger_write(path: str, start: float, end: float, n: int) -> None:
         os.close(fd)
 
 
+def ledger_max(path: str) -> int:
+    """The most permits the ledger's intervals ever add up to at one instant."""
+    if not os.path.exists(path):
+        return 0
+    events: list[tuple[float, int]] = []
+    with open(path) as f:
+        for line in f:
+            start, end, n = line.split()
+            events.append((float(start), int(n)))
+            events.append((float(end), -int(n)))
+    # At equal times the end comes first: a release happens before the grant it causes.
+    events.sort(key=lambda e: (e[0], e[1]))
+    most = cur = 0
+    for _, d in events:
+        cur += d
+        most = max(most, cur)
+    return most
+
+
 async def release_logged(path: str, sem: RedisSemaphore, permit: RedisPermit, start: float) -> str:
     """Log the valid interval, then release; 'released' or 'LeaseLost'."""
     n = permit.num_permits

@@ -29,6 +29,8 @@ import pytest
 if not os.environ.get("CI"):
     pytest.importorskip("redis", reason="the 'redis' extra is not installed")
 
+from redis_worker import ledger_max
+
 from batchsem import AcquireError, Closed, NoPermits
 from batchsem.bench.redis_impls import TOOL_LEASE
 from batchsem.bench.redis_server import RedisServer, find_redis_server
@@ -344,20 +346,7 @@ class Ledger:
         self.path = path
 
     def max_concurrent(self) -> int:
-        if not self.path.exists():
-            return 0
-        events: list[tuple[float, int]] = []
-        for line in self.path.read_text().splitlines():
-            start, end, n = line.split()
-            events.append((float(start), int(n)))
-            events.append((float(end), -int(n)))
-        # At equal times the end comes first: a release happens before the grant it causes.
-        events.sort(key=lambda e: (e[0], e[1]))
-        most = cur = 0
-        for _, d in events:
-            cur += d
-            most = max(most, cur)
-        return most
+        return ledger_max(str(self.path))
 
     def record(self, start: float, end: float, n: int) -> None:
         with self.path.open("a") as f:
