@@ -80,6 +80,8 @@ __all__ = [
 #: Confirmed grants are forgotten on the server with the next renewal, or sooner
 #: once this many are waiting (bounds the renewal's size).
 _CONFIRM_BATCH: Final = 256
+#: Connections per RedisSemaphore object for script calls (the BLPOP reader has its own).
+_MAX_CONNECTIONS: Final = 32
 
 
 class LeaseLost(AcquireError):
@@ -219,15 +221,21 @@ class RedisSemaphore:
         self._key = f"{prefix}:{{{name}}}"
         # Our own pool to the same server: decoded replies, and no automatic retry
         # (a script retried after an unknown outcome could run twice).
+        # A blocking pool: a burst of calls waits for one of _MAX_CONNECTIONS instead
+        # of failing (a failed call would break the object).
         if isinstance(client_or_url, str):
-            pool = aioredis.ConnectionPool.from_url(
-                client_or_url, decode_responses=True, retry=Retry(NoBackoff(), 0)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                client_or_url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+                max_connections=_MAX_CONNECTIONS, timeout=None,
             )
         else:
             base = client_or_url.connection_pool
             kwargs = dict(base.connection_kwargs)
             kwargs.update(decode_responses=True, retry=Retry(NoBackoff(), 0))
-            pool = aioredis.ConnectionPool(connection_class=base.connection_class, **kwargs)
+            pool = aioredis.BlockingConnectionPool(
+                connection_class=base.connection_class, max_connections=_MAX_CONNECTIONS,
+                timeout=None, **kwargs,
+            )
         self._redis = aioredis.Redis(connection_pool=pool)
         self._scripts = {k: self._redis.register_script(v) for k, v in SCRIPTS.items()}
         self._owner = uuid.uuid4().hex

@@ -325,8 +325,13 @@ def test_random_schedules_conserve_and_stay_fifo(server: RedisServer, seed: int)
                 await asyncio.sleep(0.003)
 
         check = asyncio.ensure_future(checker())
-        await asyncio.gather(*(worker(s) for s in objs))
+        work = asyncio.gather(*(worker(s) for s in objs))
+        await asyncio.wait([check, work], return_when=asyncio.FIRST_COMPLETED)
+        if check.done():
+            work.cancel()
+            check.result()  # the invariant failed: raise it
         check.cancel()
+        await work
         by_request = sorted(grants)
         assert [g for _, g in by_request] == sorted(g for _, g in by_request), "overtaken"
         s = await conserved(objs[0])

@@ -388,7 +388,7 @@ BUILTIN: dict[str, Impl] = {
         "redis",
         "batchsem.redis.RedisSemaphore (extra 'redis'): FIFO across processes, leases",
         _redis_limiter,
-        closes=False,
+        closes=True,
     ),
     "redis-naive": Impl(
         "redis-naive",

@@ -21,8 +21,6 @@ import atexit
 import uuid
 from typing import Any
 
-from batchsem import AcquireError
-
 from .redis_server import RedisServer
 
 __all__ = ["NaiveRedisLimiter", "RedisLimiter", "attach", "configure", "server_url"]
@@ -91,7 +89,14 @@ class RedisLimiter:
     def available(self) -> int | None:
         return None
 
+    def close(self) -> None:
+        """The harness's close is synchronous: start the server-side close now."""
+        self._closing = asyncio.ensure_future(self.sem.close())
+
     async def aclose(self) -> None:
+        closing = getattr(self, "_closing", None)
+        if closing is not None:
+            await closing
         await self.sem.disconnect()
 
 
@@ -129,7 +134,6 @@ class NaiveRedisLimiter:
         self.take = self.redis.register_script(_NAIVE_TAKE)
         self._create = create
         self._ready = False
-        self.closed = False
         self.last_seqs = (0, 0)
 
     def spec(self) -> dict[str, Any]:
@@ -147,8 +151,6 @@ class NaiveRedisLimiter:
         rs = 0
         delay = self.POLL_MIN
         while True:
-            if self.closed:
-                raise AcquireError()
             ok, rs, gs = await self.take(keys=self.keys, args=[n, rs])
             if ok:
                 self.last_seqs = (int(rs), int(gs))
@@ -161,9 +163,6 @@ class NaiveRedisLimiter:
 
     def available(self) -> int | None:
         return None
-
-    def close(self) -> None:
-        self.closed = True
 
     async def aclose(self) -> None:
         await self.redis.aclose()
