@@ -107,20 +107,21 @@ class PermitsMismatch(ValueError):
 class RedisStatistics:
     """A snapshot of a :class:`RedisSemaphore`, read atomically by one script.
 
-    ``free``: permits in the free counter; ``waiting``: queued requests in all
-    processes; ``waiting_needed``: permits those requests still need;
-    ``closed``; ``capacity``: the configured total; ``held``: permits held by
-    all processes; ``holders``: processes holding any; ``held_here``: held by
-    this object; ``assigned``: permits handed to the head of the queue (a
-    partial grant); ``debt``: permits a shrinking resize still has to take
-    from releases; ``withheld``: permits held back after a (re)creation, see
-    :class:`RedisSemaphore`. Always ``capacity + debt == free + withheld +
-    assigned + held``.
+    The first five fields have the meaning and names of
+    ``batchsem.Semaphore.statistics()``: ``available_permits`` (the free
+    counter), ``tasks_waiting`` (queued requests, in all processes),
+    ``permits_wanted`` (what they still need), ``closed``, ``capacity`` (the
+    configured total). Then: ``held`` (permits held by all processes),
+    ``holders`` (owners holding any), ``held_here`` (held by this object),
+    ``assigned`` (the head's partial grant), ``debt`` (permits a shrinking
+    resize still has to take from releases), ``withheld`` (held back after a
+    (re)creation, see :class:`RedisSemaphore`). Always ``capacity + debt ==
+    available_permits + withheld + assigned + held``.
     """
 
-    free: int
-    waiting: int
-    waiting_needed: int
+    available_permits: int
+    tasks_waiting: int
+    permits_wanted: int
     closed: bool
     capacity: int
     held: int
@@ -627,7 +628,7 @@ class RedisSemaphore:
     async def locked(self) -> bool:
         """True when ``acquire(1)`` would wait right now (nothing free, or a queue)."""
         s = await self.statistics()
-        return s.closed is False and (s.free == 0 or s.waiting > 0)
+        return s.closed is False and (s.available_permits == 0 or s.tasks_waiting > 0)
 
     async def statistics(self) -> RedisStatistics:
         """A consistent snapshot of the whole semaphore (one script)."""
@@ -635,7 +636,8 @@ class RedisSemaphore:
         out = await self._run("stats", self._owner)
         v = [int(x) for x in out[1:]]
         return RedisStatistics(
-            capacity=v[0], free=v[1], waiting=v[2], waiting_needed=v[3], closed=v[4] == 1,
+            capacity=v[0], available_permits=v[1], tasks_waiting=v[2], permits_wanted=v[3],
+            closed=v[4] == 1,
             held=v[5], holders=v[6], debt=v[7], withheld=v[8], held_here=v[9], assigned=v[10],
         )
 

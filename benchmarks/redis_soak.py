@@ -118,7 +118,9 @@ def soak(server: RedisServer, args: argparse.Namespace, workdir: str) -> dict[st
         "final": final,
         "over_admission": ledger_max(ledger) > args.permits,
         "permits_lost": not (
-            final["free"] == args.permits and final["held"] == 0 and final["waiting"] == 0
+            final["available_permits"] == args.permits
+            and final["held"] == 0
+            and final["tasks_waiting"] == 0
         ),
     }
 
@@ -137,7 +139,7 @@ def kill_rounds(server: RedisServer, args: argparse.Namespace, workdir: str) -> 
         async def wait_back(proc: subprocess.Popen[str] = proc, name: str = name) -> float:
             sem = RedisSemaphore(server.url, name, args.permits, lease=args.lease)
             waiter = asyncio.ensure_future(sem.acquire(args.permits))
-            while (await sem.statistics()).waiting != 1:
+            while (await sem.statistics()).tasks_waiting != 1:
                 await asyncio.sleep(0.005)
             t0 = time.monotonic()
             os.kill(proc.pid, signal.SIGKILL)

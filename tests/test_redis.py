@@ -81,7 +81,7 @@ async def disconnect(*objs: RedisSemaphore) -> None:
 
 async def wait_for_queue(sem: RedisSemaphore, waiting: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while (await sem.statistics()).waiting != waiting:
+    while (await sem.statistics()).tasks_waiting != waiting:
         assert time.monotonic() < deadline, f"queue never reached {waiting}"
         await asyncio.sleep(0.005)
 
@@ -89,9 +89,9 @@ async def wait_for_queue(sem: RedisSemaphore, waiting: int, timeout: float = 5.0
 async def conserved(sem: RedisSemaphore) -> Any:
     """Statistics, after checking that permits add up (the scripts' conservation invariant)."""
     s = await sem.statistics()
-    assert s.capacity + s.debt == s.free + s.withheld + s.assigned + s.held, s
-    assert s.waiting > 0 or s.assigned == 0, s
-    assert s.waiting == 0 or s.free == 0, s
+    assert s.capacity + s.debt == s.available_permits + s.withheld + s.assigned + s.held, s
+    assert s.tasks_waiting > 0 or s.assigned == 0, s
+    assert s.tasks_waiting == 0 or s.available_permits == 0, s
     return s
 
 
@@ -121,17 +121,17 @@ def test_fifo_across_objects_with_partial_handoff(server: RedisServer) -> None:
             tasks.append(asyncio.ensure_future(waiter(i, n)))
             await wait_for_queue(holder, i + 1)
         s = await conserved(holder)
-        assert (s.free, s.waiting, s.waiting_needed) == (0, 6, sum(sizes))
+        assert (s.available_permits, s.tasks_waiting, s.permits_wanted) == (0, 6, sum(sizes))
         # Released one at a time: the head (4) collects them; no smaller one jumps ahead.
         for k, permit in enumerate(held[:3]):
             await permit.release()
             s = await conserved(holder)
-            assert (s.assigned, s.waiting, order) == (k + 1, 6, [])
+            assert (s.assigned, s.tasks_waiting, order) == (k + 1, 6, [])
         await held[3].release()
         await asyncio.gather(*tasks)
         assert [i for _, i in sorted(order)] == list(range(len(sizes)))
         s = await conserved(holder)
-        assert (s.free, s.held, s.waiting) == (4, 0, 0)
+        assert (s.available_permits, s.held, s.tasks_waiting) == (4, 0, 0)
         await disconnect(*objs)
 
     asyncio.run(main())
@@ -152,7 +152,7 @@ def test_cancel_and_timeout_return_partial_grants(server: RedisServer) -> None:
         # The head's partial grant went to the next in line, who is now served.
         q = await behind
         s = await conserved(a)
-        assert (s.held, s.free, s.waiting) == (5, 0, 0)
+        assert (s.held, s.available_permits, s.tasks_waiting) == (5, 0, 0)
         await q.release()
         # A timeout is a cancellation too; asyncio.timeout and wait_for both work.
         with pytest.raises(TimeoutError):
@@ -161,9 +161,9 @@ def test_cancel_and_timeout_return_partial_grants(server: RedisServer) -> None:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(c.acquire(4), 0.05)
         s = await conserved(a)
-        assert (s.free, s.held, s.waiting, s.assigned) == (2, 3, 0, 0)
+        assert (s.available_permits, s.held, s.tasks_waiting, s.assigned) == (2, 3, 0, 0)
         await p.release()
-        assert (await conserved(a)).free == 5
+        assert (await conserved(a)).available_permits == 5
         await disconnect(a, b, c)
 
     asyncio.run(main())
@@ -190,7 +190,7 @@ def test_grant_racing_cancel_is_given_back(server: RedisServer) -> None:
             else:
                 await got.release()
             s = await conserved(a)
-            assert (s.free, s.held, s.waiting) == (2, 0, 0), s
+            assert (s.available_permits, s.held, s.tasks_waiting) == (2, 0, 0), s
         await disconnect(a, b)
 
     asyncio.run(main())
@@ -217,9 +217,9 @@ def test_close_fails_every_waiter_and_try_acquire(server: RedisServer) -> None:
         with pytest.raises(AcquireError):
             await b.acquire(1)
         s = await conserved(a)
-        assert (s.closed, s.free, s.held, s.waiting) == (True, 1, 2, 0)
+        assert (s.closed, s.available_permits, s.held, s.tasks_waiting) == (True, 1, 2, 0)
         await p.release()  # held permits stay valid after close
-        assert (await conserved(a)).free == 3
+        assert (await conserved(a)).available_permits == 3
         await disconnect(a, b, c)
 
     asyncio.run(main())
@@ -237,15 +237,15 @@ def test_permits_mismatch_resize_add_forget(server: RedisServer) -> None:
         shrink = RedisSemaphore(server.url, name, 2, lease=LEASE, resize=True)
         await shrink.open()
         s = await conserved(a)
-        assert (s.capacity, s.free, s.debt) == (2, 0, 1)
+        assert (s.capacity, s.available_permits, s.debt) == (2, 0, 1)
         await p.release()
         s = await conserved(a)
-        assert (s.capacity, s.free, s.debt, s.held) == (2, 2, 0, 0)
+        assert (s.capacity, s.available_permits, s.debt, s.held) == (2, 2, 0, 0)
         await a.add_permits(3)
-        assert (await conserved(a)).free == 5
+        assert (await conserved(a)).available_permits == 5
         assert await a.forget_permits(10) == 5
         s = await conserved(a)
-        assert (s.capacity, s.free) == (0, 0)
+        assert (s.capacity, s.available_permits) == (0, 0)
         with pytest.raises(ValueError, match="holds only 0"):
             await a.release(1)
         await a.add_permits(2)
@@ -290,7 +290,7 @@ def test_asyncio_idiom_and_coroutine_compat(server: RedisServer) -> None:
             assert held.num_permits == 1
         async with objs[2]:
             assert (await objs[2].statistics()).held == 1
-        assert (await conserved(objs[0])).free == 1
+        assert (await conserved(objs[0])).available_permits == 1
         await disconnect(*objs)
 
     asyncio.run(main())
@@ -335,7 +335,7 @@ def test_random_schedules_conserve_and_stay_fifo(server: RedisServer, seed: int)
         by_request = sorted(grants)
         assert [g for _, g in by_request] == sorted(g for _, g in by_request), "overtaken"
         s = await conserved(objs[0])
-        assert (s.free, s.held, s.waiting) == (permits, 0, 0)
+        assert (s.available_permits, s.held, s.tasks_waiting) == (permits, 0, 0)
         await disconnect(*objs)
 
     asyncio.run(main())
@@ -410,7 +410,7 @@ def test_kill_9_holder_permits_come_back_within_a_lease(
             ledger.record(start, min(time.monotonic(), sem.lease_valid_until), 3)
             await permit.release()
             s = await conserved(sem)
-            assert (s.free, s.held, s.holders) == (3, 0, 0)
+            assert (s.available_permits, s.held, s.holders) == (3, 0, 0)
             await sem.disconnect()
             return back
 
@@ -441,9 +441,9 @@ def test_kill_9_queued_process_with_partial_grant(server: RedisServer, tmp_path:
             await p.release()  # the dead head would take these if it were not reaped
             q = await asyncio.wait_for(behind, 10)
             s = await conserved(a)
-            assert (s.waiting, s.held, s.free) == (0, 2, 2)
+            assert (s.tasks_waiting, s.held, s.available_permits) == (0, 2, 2)
             await q.release()
-            assert (await conserved(a)).free == 4
+            assert (await conserved(a)).available_permits == 4
         finally:
             reap(proc)
         assert proc.stdout is not None and "granted" not in proc.stdout.read()
@@ -469,7 +469,7 @@ def test_paused_past_its_lease_gets_lease_lost(server: RedisServer, tmp_path: Pa
             ledger.record(start, min(time.monotonic(), sem.lease_valid_until), 2)
             await permit.release()
             s = await conserved(sem)
-            assert (s.free, s.held) == (2, 0)
+            assert (s.available_permits, s.held) == (2, 0)
             await sem.disconnect()
 
         asyncio.run(main())
@@ -514,7 +514,7 @@ def test_redis_restart_mid_run(fresh_server: RedisServer, tmp_path: Path) -> Non
     async def after() -> None:
         sem = RedisSemaphore(fresh_server.url, name, permits, lease=LEASE)
         s = await conserved(sem)
-        assert (s.free + s.withheld, s.held, s.waiting) == (permits, 0, 0), s
+        assert (s.available_permits + s.withheld, s.held, s.tasks_waiting) == (permits, 0, 0), s
         await sem.disconnect()
 
     asyncio.run(after())
