@@ -584,3 +584,15 @@ def test_tool_starve_test_redis(server: RedisServer, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "ok" in result.output
+
+
+def test_tool_missing_redis_server_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from _cli import assert_one_line_error, run_main
+
+    import batchsem.bench.redis_server as redis_server
+
+    monkeypatch.setattr(redis_server, "find_redis_server", lambda: None)
+    code, _, err = run_main(monkeypatch, capsys, "starve-test", "--impl", "redis")
+    assert_one_line_error(code, err, "install the Debian package 'redis-server'")
