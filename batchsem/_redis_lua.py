@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from typing import Final
 
+# Lua detail: ``-x`` of a zero is ``-0``, which Redis rejects as an integer argument
+# ("value is not an integer"); the scripts write ``0 - x`` instead.
 PRELUDE: Final = r"""
 local P = KEYS[1]
 local M, Q = P .. ':m', P .. ':q'
@@ -239,7 +241,7 @@ local granted = num(redis.call('HGET', G(owner), wid))
 if granted > 0 then
   redis.call('HDEL', G(owner), wid)
   redis.call('HDEL', GS(owner), wid)
-  redis.call('HINCRBY', HELD, owner, -granted)
+  redis.call('HINCRBY', HELD, owner, 0 - granted)
   put(granted)
   return {'OK', granted, 'g'}
 end
@@ -254,9 +256,9 @@ local bad = check_owner(owner)
 if bad then return bad end
 local held = num(redis.call('HGET', HELD, owner))
 if held < n then return {'OVER', held} end
-redis.call('HINCRBY', HELD, owner, -n)
+redis.call('HINCRBY', HELD, owner, 0 - n)
 if forget then
-  redis.call('HINCRBY', M, 'cap', -n)
+  redis.call('HINCRBY', M, 'cap', 0 - n)
 else
   put(n)
 end
@@ -305,7 +307,7 @@ if bad then return bad end
 local free = mget('free')
 local take = math.min(free, tonumber(ARGV[2]))
 redis.call('HSET', M, 'free', free - take)
-redis.call('HINCRBY', M, 'cap', -take)
+redis.call('HINCRBY', M, 'cap', 0 - take)
 return {'OK', take}
 """
 

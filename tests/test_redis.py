@@ -596,3 +596,156 @@ def test_tool_missing_redis_server_is_one_line(
     monkeypatch.setattr(redis_server, "find_redis_server", lambda: None)
     code, _, err = run_main(monkeypatch, capsys, "starve-test", "--impl", "redis")
     assert_one_line_error(code, err, "install the Debian package 'redis-server'")
+
+
+# ------------------------------------------------------- stateful, against a model
+
+
+class _Model:
+    """Tokio's batch semaphore, as the scripts should implement it (server-side state)."""
+
+    def __init__(self, permits: int) -> None:
+        self.free = permits
+        self.queue: list[list[int]] = []  # [key, need, assigned], oldest first
+        self.served: list[int] = []  # keys served while queued, in order
+
+    def put(self, n: int) -> None:
+        while n and self.queue:
+            head = self.queue[0]
+            want = head[1] - head[2]
+            if n < want:
+                head[2] += n
+                return
+            n -= want
+            self.queue.pop(0)
+            self.served.append(head[0])
+        self.free += n
+
+    def acquire(self, key: int, n: int) -> bool:
+        """True if granted at once."""
+        if not self.queue and self.free >= n:
+            self.free -= n
+            return True
+        assigned = 0
+        if not self.queue:
+            assigned, self.free = self.free, 0
+        self.queue.append([key, n, assigned])
+        return False
+
+
+def test_stateful_against_model(server: RedisServer) -> None:
+    """Hypothesis drives acquire / release / cancel / try_acquire / add / forget from three
+    owners; after every step the server's state must equal the model's."""
+    from hypothesis import Phase, settings
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+    permits = 4
+
+    class Machine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loop = asyncio.new_event_loop()
+            self.objs = sems(server.url, new_name(), permits, 3)
+            for obj in self.objs:  # joined before forget/add change the capacity
+                self.run(obj.open())
+            self.model = _Model(permits)
+            self.keys = iter(range(10**9))
+            self.tasks: dict[int, tuple[asyncio.Future[Any], int]] = {}
+            self.held: list[Any] = []
+
+        def run(self, coro: Any) -> Any:
+            return self.loop.run_until_complete(coro)
+
+        async def settle(self) -> None:
+            """Wait for the tasks the model says were served to hold their permits."""
+            for key in self.model.served:
+                fut, _ = self.tasks.pop(key)
+                self.held.append(await asyncio.wait_for(fut, 5))
+            self.model.served.clear()
+
+        @rule(obj=st.integers(0, 2), n=st.integers(1, permits))
+        def acquire(self, obj: int, n: int) -> None:
+            key = next(self.keys)
+            waiting = len(self.model.queue)
+            now = self.model.acquire(key, n)
+
+            async def go() -> None:
+                fut = asyncio.ensure_future(self.objs[obj].acquire(n))
+                if now:
+                    self.held.append(await asyncio.wait_for(fut, 5))
+                    return
+                self.tasks[key] = (fut, obj)
+                while (await self.objs[0].statistics()).tasks_waiting != waiting + 1:
+                    await asyncio.sleep(0.001)
+
+            self.run(go())
+
+        @precondition(lambda self: self.held)
+        @rule(data=st.data())
+        def release(self, data: st.DataObject) -> None:
+            permit = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+            n = permit.num_permits
+            self.run(permit.release())
+            self.model.put(n)
+            self.run(self.settle())
+
+        @precondition(lambda self: self.model.queue)
+        @rule(data=st.data())
+        def cancel(self, data: st.DataObject) -> None:
+            entry = self.model.queue[data.draw(st.integers(0, len(self.model.queue) - 1))]
+            fut, _ = self.tasks.pop(entry[0])
+            fut.cancel()
+
+            async def go() -> None:
+                with pytest.raises(asyncio.CancelledError):
+                    await fut
+
+            self.run(go())
+            self.model.queue.remove(entry)
+            self.model.put(entry[2])
+            self.run(self.settle())
+
+        @rule(obj=st.integers(0, 2), n=st.integers(0, permits))
+        def try_acquire(self, obj: int, n: int) -> None:
+            ok = self.model.free >= n and (n == 0 or not self.model.queue)
+            if ok:
+                self.model.free -= n
+                self.held.append(self.run(self.objs[obj].try_acquire(n)))
+            else:
+                with pytest.raises(NoPermits):
+                    self.run(self.objs[obj].try_acquire(n))
+
+        @rule(n=st.integers(0, 3))
+        def add(self, n: int) -> None:
+            self.run(self.objs[1].add_permits(n))
+            self.model.put(n)
+            self.run(self.settle())
+
+        @rule(n=st.integers(0, 3))
+        def forget(self, n: int) -> None:
+            taken = self.run(self.objs[2].forget_permits(n))
+            assert taken == min(n, self.model.free)
+            self.model.free -= taken
+
+        @invariant()
+        def same_state(self) -> None:
+            s = self.run(conserved(self.objs[0]))
+            m = self.model
+            assert s.available_permits == m.free
+            assert s.tasks_waiting == len(m.queue)
+            assert s.permits_wanted == sum(e[1] - e[2] for e in m.queue)
+            assert s.assigned == sum(e[2] for e in m.queue)
+
+        def teardown(self) -> None:
+            for fut, _ in self.tasks.values():
+                fut.cancel()
+            self.run(disconnect(*self.objs))
+            self.loop.close()
+
+    Machine.TestCase.settings = settings(
+        max_examples=15, stateful_step_count=15, deadline=None, database=None,
+        # No shrinking: each failing step can wait seconds for a server round trip.
+        phases=(Phase.generate,),
+    )
+    Machine.TestCase().runTest()
