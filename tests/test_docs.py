@@ -44,7 +44,6 @@ PENDING = {
     "docs/report.md": "report (issue 11)",
     "docs/img/starvation.png": "report (issue 11)",
     "docs/img/sweep.png": "report (issue 11)",
-    "docs/redis.md": "redis (issue 13)",
 }
 
 

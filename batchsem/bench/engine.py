@@ -267,6 +267,11 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
             await watch(ctx, body)
         finally:
             sampling.cancel()
+            # Limiters holding connections (the Redis ones) leave on the loop they used.
+            for lim in ctx.limiters:
+                aclose = getattr(lim, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
     # The cyclic garbage collector is paused while a repeat runs, as timeit
     # does: the recorder's own growing lists would otherwise make every

@@ -329,6 +329,29 @@ class NullLimiter:
         return None
 
 
+# ---------------------------------------------------------------------- redis
+
+
+def _redis_limiter(permits: int) -> Limiter:
+    from batchsem.bench.redis_impls import RedisLimiter
+
+    return RedisLimiter(permits)
+
+
+def _naive_redis_limiter(permits: int) -> Limiter:
+    from batchsem.bench.redis_impls import NaiveRedisLimiter
+
+    return NaiveRedisLimiter(permits)
+
+
+def _redis_version() -> str | None:
+    if importlib.util.find_spec("redis") is None:
+        return None
+    import redis
+
+    return str(getattr(redis, "__version__", "?"))
+
+
 # ------------------------------------------------------------------- registry
 
 
@@ -377,6 +400,17 @@ BUILTIN: dict[str, Impl] = {
         thread_safe=True,
         native_batch=False,
     ),
+    "redis": Impl(
+        "redis",
+        "batchsem.redis.RedisSemaphore (extra 'redis'): FIFO across processes, leases",
+        _redis_limiter,
+        closes=True,
+    ),
+    "redis-naive": Impl(
+        "redis-naive",
+        "Lua 'if free >= n then take' on Redis + client polling (1-16 ms); starves large ones",
+        _naive_redis_limiter,
+    ),
     "null": Impl(
         "null",
         "never waits: the harness's own ceiling, not a limiter",
@@ -392,6 +426,8 @@ def installed(name: str) -> bool:
     """Whether a built-in implementation can run here (aiologic is optional)."""
     if name == "aiologic":
         return _aiologic_version() is not None
+    if name in ("redis", "redis-naive"):
+        return _redis_version() is not None
     return name in BUILTIN
 
 
@@ -399,12 +435,15 @@ def resolve(spec: str) -> Impl:
     """Look up a built-in name or import ``module:attr``. Raises :class:`UnknownImpl`."""
     if spec in BUILTIN:
         if not installed(spec):
+            extra = "redis" if spec.startswith("redis") else "peers"
             raise UnknownImpl(
-                f"implementation {spec!r} is not installed (pip install 'batchsem[peers]')"
+                f"implementation {spec!r} is not installed (pip install 'batchsem[{extra}]')"
             )
         impl = BUILTIN[spec]
         if spec == "aiologic":
             impl = dataclasses.replace(impl, version=_aiologic_version())
+        elif spec.startswith("redis"):
+            impl = dataclasses.replace(impl, version=_redis_version())
         return impl
     if ":" not in spec:
         known = ", ".join(BUILTIN)

@@ -33,6 +33,7 @@ from .common import (
     sigterm_interrupts,
     split_list,
     stderr_console,
+    use_redis,
 )
 from .completion import complete_impls, complete_loops, complete_workloads
 from .helptext import examples, listing
@@ -140,6 +141,8 @@ BENCH_EPILOG = "\n\n".join((
 @click.option("--quick", is_flag=True, help="short run (~10 s for the default suite)")
 @click.option("--micro", is_flag=True,
               help="pyperf micro-benchmarks of the primitive operations instead")
+@click.option("--redis-url", default=None, help="Redis for --impl redis/redis-naive "
+              "[a private redis-server on a free loopback port]")
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
 @click.option("--fast", is_flag=True, help="with --micro: pyperf --fast")
 @click.option("--rigorous", is_flag=True, help="with --micro: pyperf --rigorous")
@@ -162,6 +165,7 @@ def bench(
     no_ceiling: bool,
     fast: bool,
     rigorous: bool,
+    redis_url: str | None,
 ) -> None:
     """Run WORKLOADS (default: all) for each implementation on each loop and report
     throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
@@ -207,6 +211,7 @@ def bench(
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
+    use_redis(redis_url, impl_names)
     label = "bench" if not workloads else "bench-" + "-".join(workloads)[:60]
     save_to = output_path(output, label)
     settings = {

@@ -84,6 +84,25 @@ def parse_params(values: Sequence[str]) -> dict[str, str]:
     return params
 
 
+def use_redis(url: str | None, impl_names: Sequence[str]) -> None:
+    """Point the Redis implementations at ``--redis-url``, or start the private server now.
+
+    Started before anything is measured, so a missing redis-server is one line
+    (exit 2), not an error in every case.
+    """
+    if not any(name.startswith("redis") for name in impl_names):
+        return
+    from batchsem.bench import redis_impls
+    from batchsem.bench.redis_server import RedisServerError
+
+    redis_impls.configure(url)
+    if url is None:
+        try:
+            redis_impls.server_url()
+        except RedisServerError as exc:
+            fail(str(exc))
+
+
 @dataclass(frozen=True)
 class SaveTo:
     """Where a run will be saved; ``unique``: a generated name that may get a ``-N`` suffix."""

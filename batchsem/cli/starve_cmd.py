@@ -17,7 +17,7 @@ from batchsem.bench.schema import Case, StarveVerdict
 from batchsem.workloads import ParamError
 
 from .bench_cmd import run_cases, save_or_explain
-from .common import console, fail, output_path, split_list, stderr_console
+from .common import console, fail, output_path, split_list, stderr_console, use_redis
 from .completion import complete_impls, complete_loops
 from .helptext import examples
 from .render import starve_findings, starve_table
@@ -92,6 +92,8 @@ def verdict(case: Case, deadline: float) -> StarveVerdict | None:
               help="longest acceptable wait for the large request [derived; printed]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the result document to stdout only")
+@click.option("--redis-url", default=None, help="Redis for --impl redis/redis-naive "
+              "[a private redis-server on a free loopback port]")
 @click.option("--output", "-o", default=None, help="result file or directory")
 def starve_test(
     impl_opt: tuple[str, ...],
@@ -104,6 +106,7 @@ def starve_test(
     deadline: float | None,
     seed: int,
     as_json: bool,
+    redis_url: str | None,
     output: str | None,
 ) -> None:
     """Saturate P permits with N one-permit tasks while one task repeatedly asks for K.
@@ -146,6 +149,7 @@ def starve_test(
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
+    use_redis(redis_url, impl_names)
     save_to = output_path(output, "starve-test")
     settings = {"impls": impl_names, "loops": loop_names, "permits": permits, "batch": k,
                 "small_tasks": small_tasks, "hold": hold, "duration_s": run_for,

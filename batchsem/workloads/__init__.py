@@ -7,6 +7,7 @@ from .batch_mix import WORKLOAD as BATCH_MIX
 from .cancel_storm import WORKLOAD as CANCEL_STORM
 from .close_storm import WORKLOAD as CLOSE_STORM
 from .contended import WORKLOAD as CONTENDED
+from .processes import WORKLOAD as PROCESSES
 from .rw_mix import WORKLOAD as RW_MIX
 from .starvation import WORKLOAD as STARVATION
 from .threads import WORKLOAD as THREADS
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Workload] = {
         CLOSE_STORM,
         CANCEL_STORM,
         THREADS,
+        PROCESSES,
     )
 }
 
