@@ -22,6 +22,7 @@ def cli() -> None:
     batchsem starve-test           does a semaphore starve large requests? (exit 1 if so)
     batchsem compare A.json B.json did a change make things faster or fairer?
     batchsem show RUN.json         a saved run, with latency histograms
+    batchsem report RUN.json ...   an HTML page with plots (-o report.html; --png DIR)
     batchsem list                  workloads, implementations, loops
     """
 
@@ -30,10 +31,11 @@ def _register() -> None:
     from .bench_cmd import bench
     from .compare_cmd import compare
     from .list_cmd import list_cmd
+    from .report_cmd import report
     from .show_cmd import show
     from .starve_cmd import starve_test
 
-    for command in (bench, starve_test, compare, show, list_cmd):
+    for command in (bench, starve_test, compare, show, report, list_cmd):
         cli.add_command(command)
 
 

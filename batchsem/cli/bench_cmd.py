@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -18,11 +19,13 @@ from batchsem.bench import engine, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import RepeatMetrics
+from batchsem.bench.sweep import parse_sweep, plan_sweep
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
 from .common import console, fail, output_path, parse_params, split_list, stderr_console
-from .render import workload_tables
+from .exports import Exports, export_options
+from .render import sweep_tables, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
 SUITE_DURATION = 0.4
@@ -86,6 +89,8 @@ def run_cases(
 @click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
 @click.option("--param", "param_opt", multiple=True, metavar="KEY=VALUE",
               help="workload parameter (see 'batchsem list'); may repeat")
+@click.option("--sweep", "sweep_opt", default=None, metavar="NAME=V1,V2,...",
+              help="one case per value of tasks, permits, rate or a --param (scalability)")
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed")
 @click.option("--rate", type=float, default=None,
               help="open loop: Poisson arrivals per second (contended, batch-mix)")
@@ -98,7 +103,10 @@ def run_cases(
 @click.option("--micro", is_flag=True,
               help="pyperf micro-benchmarks of the primitive operations instead")
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
+@export_options
+@click.pass_context
 def bench(
+    ctx: click.Context,
     workloads: tuple[str, ...],
     impl_opt: tuple[str, ...],
     loop_opt: tuple[str, ...],
@@ -107,6 +115,7 @@ def bench(
     tasks: int,
     permits: int,
     param_opt: tuple[str, ...],
+    sweep_opt: str | None,
     seed: int,
     rate: float | None,
     output: str | None,
@@ -115,6 +124,8 @@ def bench(
     quick: bool,
     micro: bool,
     no_ceiling: bool,
+    export_csv: str | None,
+    export_markdown: str | None,
 ) -> None:
     """Run WORKLOADS (default: all) for each implementation on each loop and report
     throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
@@ -122,6 +133,8 @@ def bench(
     impl_names = split_list(impl_opt) or list(DEFAULT_IMPLS)
     loop_names = split_list(loop_opt) or loops.available()
     if micro:
+        if sweep_opt is not None or export_csv is not None or export_markdown is not None:
+            fail("--micro writes a pyperf file: --sweep and --export-* do not apply")
         _micro(impl_opt, loop_names, output, quick)
         return
     names = list(workloads) or list(REGISTRY)
@@ -131,7 +144,13 @@ def bench(
         repeats = 2 if quick else 3
     params = parse_params(param_opt)
     try:
-        cases = engine.plan(
+        sweep = None if sweep_opt is None else parse_sweep(sweep_opt)
+        if sweep is not None and sweep.name in ("tasks", "permits", "rate"):
+            source = ctx.get_parameter_source(sweep.name)
+            if source is not None and source != click.core.ParameterSource.DEFAULT:
+                fail(f"--sweep {sweep.name} and --{sweep.name}: give one of them")
+        planner = engine.plan if sweep is None else functools.partial(plan_sweep, sweep)
+        cases = planner(
             names,
             impl_names,
             loop_names,
@@ -147,7 +166,10 @@ def bench(
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
     label = "bench" if not workloads else "bench-" + "-".join(workloads)[:60]
+    if sweep is not None:
+        label += f"-sweep-{sweep.name}"
     save_to = output_path(output, label)
+    exports = Exports(export_csv, export_markdown)
     settings = {
         "workloads": names,
         "impls": impl_names,
@@ -160,6 +182,8 @@ def bench(
         "rate": rate,
         "params": params,
     }
+    if sweep is not None:
+        settings["sweep"] = sweep.as_json()
     run = results.new_run("bench", ["batchsem", *sys.argv[1:]], settings)
     with contextlib.ExitStack() as stack:
         if trace_file is not None:
@@ -174,18 +198,27 @@ def bench(
                 for c in cases
             ]
         interrupted = run_cases(cases, run, save_to, quiet=as_json)
-    _report(run, save_to, as_json=as_json, interrupted=interrupted)
+    _report(run, save_to, exports, as_json=as_json, interrupted=interrupted)
 
 
-def _report(run: dict[str, Any], save_to: Path, *, as_json: bool, interrupted: bool) -> None:
+def _report(
+    run: dict[str, Any], save_to: Path, exports: Exports, *, as_json: bool, interrupted: bool
+) -> None:
+    from batchsem.report.tabular import case_table
+
     err = stderr_console()
     if as_json:
         click.echo(json.dumps(run, indent=1))
     else:
         out = console()
         out.print(workload_tables(run["cases"]))
+        sweep = run["settings"].get("sweep")
+        if sweep:
+            out.print(sweep_tables(run["cases"], sweep["name"]))
         _warn_fifo(run, out)
     err.print(Text(f"saved {save_to}", style="dim"))
+    for path in exports.write(lambda: case_table([(save_to.stem, run)])):
+        err.print(Text(f"wrote {path}", style="dim"))
     if interrupted:
         err.print("[yellow]interrupted: saved the cases that finished[/yellow]")
         raise SystemExit(130)

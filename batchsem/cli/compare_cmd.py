@@ -13,7 +13,8 @@ from rich.text import Text
 from batchsem.bench import results
 from batchsem.bench.compare import Cell, Comparison, compare_runs, compare_within
 
-from .common import console, fail
+from .common import console, fail, stderr_console
+from .exports import Exports, export_options
 from .render import fmt_rate, fmt_us
 
 _STYLE = {"improved": "bold green", "regressed": "bold red", "no change": "dim"}
@@ -135,8 +136,15 @@ def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: b
 @click.option("--by", type=click.Choice(["impl", "loop"]), default=None,
               help="compare the cases of ONE run against each other")
 @click.option("--fail-on-regression", is_flag=True, help="exit 1 if any regression is found")
+@export_options
 def compare(
-    runs: tuple[str, ...], threshold: float, fmt: str, by: str | None, fail_on_regression: bool
+    runs: tuple[str, ...],
+    threshold: float,
+    fmt: str,
+    by: str | None,
+    fail_on_regression: bool,
+    export_csv: str | None,
+    export_markdown: str | None,
 ) -> None:
     """Compare RUNS (result files or directories; the first is the baseline).
 
@@ -148,6 +156,7 @@ def compare(
     if not threshold >= 0:  # also rejects nan, which would make every verdict meaningless
         fail(f"--threshold must be >= 0, got {threshold}")
     files = _expand(runs)
+    exports = Exports(export_csv, export_markdown)
     from batchsem.bench.pyperf_compare import is_pyperf_file
 
     pyperf_files = [is_pyperf_file(f) for f in files]
@@ -156,6 +165,8 @@ def compare(
             fail("cannot compare pyperf files with batchsem result files")
         if len(files) < 2:
             fail("compare needs a baseline and at least one other pyperf file")
+        if exports.csv or exports.markdown:
+            fail("--export-csv/--export-markdown apply to batchsem result files, not pyperf's")
         _pyperf(files, threshold, fmt, fail_on_regression)
         return
     try:
@@ -189,5 +200,9 @@ def compare(
             f"{cmp.regressions} regressed, {cmp.improvements} improved "
             f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} tests)"
         )
+    from batchsem.report.tabular import comparison_table
+
+    for path in exports.write(lambda: comparison_table(cmp)):
+        stderr_console().print(Text(f"wrote {path}", style="dim"))
     if fail_on_regression and cmp.regressions:
         raise SystemExit(1)

@@ -13,7 +13,16 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["environment_table", "fmt_rate", "fmt_us", "histogram_panel", "workload_tables"]
+from batchsem.report.tabular import varying_params
+
+__all__ = [
+    "environment_table",
+    "fmt_rate",
+    "fmt_us",
+    "histogram_panel",
+    "sweep_tables",
+    "workload_tables",
+]
 
 
 def fmt_rate(value: float | None) -> str:
@@ -87,9 +96,12 @@ def workload_tables(cases: Iterable[dict[str, Any]]) -> Group:
 def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
     ran = [c for c in cases if c.get("summary")]
     has_extra = any(c["summary"].get("extra") for c in ran)
+    varying = varying_params(cases)
     table = Table(title=f"[bold]{workload}[/bold]", title_justify="left", header_style="bold")
     table.add_column("impl")
     table.add_column("loop")
+    for key in varying:
+        table.add_column(key, justify="right")
     unit = next((c["unit"] for c in cases if c.get("unit")), "acq/s")
     table.add_column(f"{unit} ±95%", justify="right")
     table.add_column("permits/s", justify="right")
@@ -112,8 +124,10 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
 
     for c in cases:
         s = c.get("summary")
+        shown = [Text(str(c.get("params", {}).get(key, "-"))) for key in varying]
         if not s:
-            table.add_row(c["impl"], c["loop"], *["-"] * (8 + int(has_extra)), _status(c))
+            table.add_row(c["impl"], c["loop"], *shown, *["-"] * (8 + int(has_extra)),
+                          _status(c))
             continue
         tput = s["throughput_ops"]
         lat = s["latency_us"] or {}
@@ -133,6 +147,7 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
         row: list[Any] = [
             c["impl"],
             c["loop"],
+            *shown,
             rate,
             fmt_rate(s["throughput_permits"]["mean"]),
             *_latency_cells(lat),
@@ -154,6 +169,7 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
                 sub: list[Any] = [
                     Text(f"  └ {name}", style="dim"),
                     "",
+                    *[""] * len(varying),
                     Text(f"{cs['completed']} done", style="dim"),
                     "",
                     *_latency_cells(clat),
@@ -170,6 +186,38 @@ def _table(workload: str, cases: list[dict[str, Any]]) -> Table:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"
     return table
+
+
+def sweep_tables(cases: Iterable[dict[str, Any]], name: str) -> Group:
+    """Per workload, the scalability curve of a sweep over ``name``: one row per value,
+    throughput and p99 for each implementation and loop side by side.
+    """
+    from batchsem.report.tabular import sweep_points
+
+    tables = []
+    for workload, curves in sweep_points(cases, name).items():
+        title = f"{workload}: throughput and p99 against {name}"
+        table = Table(title=Text(title, style="bold"), title_justify="left",
+                      header_style="bold", min_width=len(title))
+        table.add_column(name, justify="right")
+        values = sorted({v for points in curves.values() for v, *_ in points})
+        by_value: dict[str, dict[float, tuple[float, float, float, float | None]]] = {
+            series: {p[0]: p for p in points} for series, points in curves.items()
+        }
+        for series in curves:
+            table.add_column(Text(f"{series}\nthroughput"), justify="right")
+            table.add_column(Text("p99"), justify="right")
+        for value in values:
+            row: list[Any] = [f"{value:g}"]
+            for series in curves:
+                point = by_value[series].get(value)
+                if point is None:
+                    row += ["-", "-"]
+                else:
+                    row += [fmt_rate(point[1]), fmt_us(point[3])]
+            table.add_row(*row)
+        tables.append(table)
+    return Group(*tables)
 
 
 def environment_table(run: dict[str, Any]) -> Table:

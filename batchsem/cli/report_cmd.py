@@ -1,0 +1,80 @@
+"""``batchsem report``: saved runs as one self-contained HTML page, PNG figures, exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from batchsem.bench import results
+
+from .common import fail, stderr_console
+from .compare_cmd import _expand
+from .exports import Exports, export_options
+
+HINT = "batchsem report needs matplotlib: pip install 'batchsem[report]'"
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--output", "-o", default="report.html", show_default=True,
+              help="the HTML file to write")
+@click.option("--png", "png_dir", default=None, metavar="DIR",
+              help="also write the key figures (percentiles, sweeps) as PNG files into DIR")
+@click.option("--threshold", type=float, default=0.05, show_default=True,
+              help="several runs: smallest relative change that counts (as in compare)")
+@export_options
+def report(
+    runs: tuple[str, ...],
+    output: str,
+    png_dir: str | None,
+    threshold: float,
+    export_csv: str | None,
+    export_markdown: str | None,
+) -> None:
+    """Write RUNS (result files or directories; the first is the baseline) as one HTML
+    page with plots: no network needed to view it. Needs the batchsem[report] extra.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail(HINT)
+    from batchsem.bench.compare import compare_runs
+    from batchsem.report.figures import write_pngs
+    from batchsem.report.html import build_report
+    from batchsem.report.tabular import case_table
+
+    if not threshold >= 0:
+        fail(f"--threshold must be >= 0, got {threshold}")
+    files = _expand(runs)
+    try:
+        loaded = [(f.stem, results.load(f)) for f in files]
+        target = Path(output)
+        results.check_writable(target)
+    except results.ResultError as exc:
+        fail(str(exc))
+    exports = Exports(export_csv, export_markdown)
+    comparison = None
+    if len(loaded) > 1:
+        try:
+            comparison = compare_runs([lbl for lbl, _ in loaded], [r for _, r in loaded],
+                                      threshold)
+        except ValueError as exc:
+            fail(str(exc))
+    page = build_report(loaded, comparison)
+    err = stderr_console()
+    try:
+        target.write_text(page.html, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror or exc}")
+    err.print(Text(f"wrote {target} ({len(page.html.encode()) / 1e6:.2f} MB, "
+                   f"{len(page.plots)} figures)", style="dim"))
+    if png_dir is not None:
+        try:
+            paths = write_pngs(page.key_plots(), Path(png_dir))
+        except OSError as exc:
+            fail(f"cannot write PNG files to {png_dir}: {exc.strerror or exc}")
+        err.print(Text(f"wrote {len(paths)} PNG files to {png_dir}", style="dim"))
+    for path in exports.write(lambda: case_table(loaded)):
+        err.print(Text(f"wrote {path}", style="dim"))

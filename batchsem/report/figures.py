@@ -1,0 +1,392 @@
+"""The report's figures, drawn with matplotlib from result documents.
+
+Each function returns :class:`Plot` values: a matplotlib ``Figure`` plus the
+hover text of its marks (``tips``), which :mod:`batchsem.report.svg` turns into
+SVG ``<title>`` elements (the browser shows them on hover; no JavaScript).
+Figures are built with ``matplotlib.figure.Figure`` directly, never pyplot, so
+no GUI backend or global state is involved. Nothing here measures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from batchsem.bench.latency import LatencyRecorder
+from batchsem.cli.render import fmt_rate, fmt_us
+from batchsem.report.tabular import case_label, varying_params
+
+__all__ = [
+    "Plot",
+    "class_percentile_plots",
+    "fairness_plot",
+    "overlay_plots",
+    "percentile_plot",
+    "sweep_percentile_plots",
+    "sweep_plot",
+    "throughput_plot",
+    "write_pngs",
+]
+
+_COLOURS = {"batchsem": "#1f77b4", "asyncio": "#ff7f0e", "condition": "#2ca02c",
+            "aiologic": "#d62728", "null": "#7f7f7f"}
+_SPARE = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+_DASHES = ("-", "--", ":", "-.")
+_WIDTH = 7.5  # inches; at the PNG's 100 dpi, 750 px
+
+
+@dataclass
+class Plot:
+    """A figure, its hover texts, and a file-name stem (``contended-latency``).
+
+    ``key``: one of the figures ``--png`` writes (percentile plots, sweeps).
+    """
+
+    name: str
+    title: str
+    figure: Figure
+    tips: list[tuple[Artist, str]] = field(default_factory=list)
+    key: bool = False
+
+
+def colour(impl: str) -> str:
+    """A fixed colour per implementation, so every figure agrees."""
+    if impl in _COLOURS:
+        return _COLOURS[impl]
+    return _SPARE[sum(map(ord, impl)) % len(_SPARE)]
+
+
+def _dash(index: int) -> str:
+    return _DASHES[index % len(_DASHES)]
+
+
+def _figure(height: float) -> Figure:
+    fig = Figure(figsize=(_WIDTH, height), layout="constrained")
+    return fig
+
+
+# -- percentile spectra -----------------------------------------------------
+
+_MARKED = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999)
+
+
+def _nines(percentile: float, cap: float) -> float:
+    if percentile >= 100.0:
+        return cap
+    return min(cap, -math.log10(1.0 - percentile / 100.0))
+
+
+def _nines_axis(ax: Axes, top: float) -> None:
+    ticks = list(range(0, math.ceil(top) + 1))
+    labels = {0: "0%", 1: "90%", 2: "99%", 3: "99.9%", 4: "99.99%", 5: "99.999%",
+              6: "99.9999%", 7: "99.99999%"}
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: labels.get(round(x), "")))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(0, max(top, 1.0))
+    ax.set_xlabel("percentile")
+
+
+def curve_of(histogram: str | None) -> list[tuple[float, float]]:
+    """The percentile curve of a saved histogram (``[]`` if none was saved)."""
+    if not histogram:
+        return []
+    return LatencyRecorder.decode(histogram).percentile_curve()
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a percentile plot."""
+
+    label: str
+    impl: str
+    style: str
+    curve: list[tuple[float, float]]
+    count: int
+    colour: str | None = None  # default: the implementation's
+
+
+def series_of(
+    label: str, impl: str, style: str, histogram: str | None, colour: str | None = None
+) -> Series | None:
+    """A plot line from a saved histogram (None if the case recorded no latency)."""
+    if not histogram:
+        return None
+    rec = LatencyRecorder.decode(histogram)
+    curve = rec.percentile_curve()
+    return Series(label, impl, style, curve, rec.count, colour) if curve else None
+
+
+def percentile_plot(name: str, title: str, series: Sequence[Series]) -> Plot:
+    """HdrHistogram's percentile plot: x = percentile on a "nines" axis, y = latency, log scale.
+
+    One line per series, overlaid; markers at p50, p90, p99, ... and the max carry
+    the value as hover text.
+    """
+    fig = _figure(3.6)
+    ax = fig.add_subplot()
+    plot = Plot(name, title, fig, key=True)
+    top = max((math.log10(s.count) for s in series if s.count > 1), default=1.0)
+    for s in series:
+        cap = math.log10(s.count) if s.count > 1 else 1.0
+        xs = [_nines(p, cap) for p, _ in s.curve]
+        ys = [max(v, 1e-3) for _, v in s.curve]
+        tint = s.colour or colour(s.impl)
+        (line,) = ax.plot(xs, ys, s.style, color=tint, label=s.label, linewidth=1.6)
+        plot.tips.append((line, s.label))
+        for p, v in s.curve:
+            if p in _MARKED or p >= 100.0:
+                (dot,) = ax.plot([_nines(p, cap)], [max(v, 1e-3)], "o", color=tint,
+                                 markersize=3.5)
+                what = "max" if p >= 100.0 else f"p{p:g}"
+                plot.tips.append((dot, f"{s.label}: {what} = {fmt_us(v)}"))
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_us(y)))
+    _nines_axis(ax, top)
+    ax.set_ylabel("latency")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title, fontsize=10, loc="left")
+    if series:
+        ax.legend(fontsize=8, loc="upper left")
+    return plot
+
+
+def _series_style(cases: Sequence[dict[str, Any]]) -> dict[str, str]:
+    loops = list(dict.fromkeys(c["loop"] for c in cases))
+    return {loop: _dash(i) for i, loop in enumerate(loops)}
+
+
+def workload_percentile_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+    """The latency percentile plot of one workload: a line per impl × loop."""
+    styles = _series_style(cases)
+    series = [
+        s for c in cases
+        if (s := series_of(f"{c['impl']} · {c['loop']}", c["impl"], styles[c["loop"]],
+                           (c.get("histogram") or {}).get("total"))) is not None
+    ]
+    if not series:
+        return None
+    return percentile_plot(f"{workload}-latency", f"{workload}: latency percentiles", series)
+
+
+def sweep_percentile_plots(
+    workload: str, cases: Sequence[dict[str, Any]], name: str
+) -> list[Plot]:
+    """A sweep's latency percentiles: a plot per impl × loop, a line per swept value
+    (colour from dark = smallest to light = largest).
+    """
+    from matplotlib import colormaps
+
+    values = sorted({c["params"].get(name) for c in cases}, key=lambda v: (str(type(v)), v))
+    ramp = colormaps["viridis"]
+    plots = []
+    for impl, loop in dict.fromkeys((c["impl"], c["loop"]) for c in cases):
+        series = []
+        for c in cases:
+            if (c["impl"], c["loop"]) != (impl, loop):
+                continue
+            value = c["params"].get(name)
+            shade = ramp(0.9 * values.index(value) / max(1, len(values) - 1))
+            hexed = "#{:02x}{:02x}{:02x}".format(*(round(255 * x) for x in shade[:3]))
+            s = series_of(f"{name}={value}", impl, "-",
+                          (c.get("histogram") or {}).get("total"), hexed)
+            if s is not None:
+                series.append(s)
+        if series:
+            plots.append(percentile_plot(f"{workload}-{impl}-{loop}-sweep-{name}-latency",
+                                         f"{workload}, {impl} on {loop}: latency percentiles "
+                                         f"per {name}", series))
+    return plots
+
+
+def class_percentile_plots(workload: str, cases: Sequence[dict[str, Any]]) -> list[Plot]:
+    """Per loop, the latency percentiles of every request class (line style) per impl."""
+    plots = []
+    for loop in dict.fromkeys(c["loop"] for c in cases):
+        series: list[Series] = []
+        for c in cases:
+            if c["loop"] != loop:
+                continue
+            classes = (c.get("histogram") or {}).get("classes") or {}
+            for i, (name, blob) in enumerate(classes.items()):
+                s = series_of(f"{c['impl']} · {name}", c["impl"], _dash(i), blob)
+                if s is not None:
+                    series.append(s)
+        if series:
+            plots.append(percentile_plot(f"{workload}-classes-{loop}",
+                                         f"{workload} on {loop}: latency per request class",
+                                         series))
+    return plots
+
+
+def overlay_plots(
+    workload: str, runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+) -> list[Plot]:
+    """Baseline against the other runs, per loop: a line per impl (colour) × run (style)."""
+    loops = list(dict.fromkeys(c["loop"] for _, cases in runs for c in cases))
+    plots = []
+    for loop in loops:
+        series = [
+            s
+            for i, (label, cases) in enumerate(runs)
+            for c in cases
+            if c["loop"] == loop
+            and (s := series_of(f"{c['impl']} · {label}", c["impl"], _dash(i),
+                                (c.get("histogram") or {}).get("total"))) is not None
+        ]
+        if series:
+            plots.append(percentile_plot(
+                f"{workload}-{loop}-runs", f"{workload} on {loop}: baseline ({runs[0][0]}, "
+                "solid) against the other runs", series))
+    return plots
+
+
+# -- throughput, fairness, sweeps -------------------------------------------
+
+def throughput_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+    """Mean throughput per impl × loop as bars, whiskers = 95% confidence interval."""
+    ran = [c for c in cases if c.get("summary")]
+    if not ran:
+        return None
+    fig = _figure(0.45 + 0.32 * len(ran))
+    ax = fig.add_subplot()
+    plot = Plot(f"{workload}-throughput", f"{workload}: throughput", fig)
+    unit = ran[0].get("unit", "acq/s")
+    varying = varying_params(ran)
+    labels = [case_label(c, varying) for c in ran]
+    for y, (label, c) in enumerate(zip(labels, ran, strict=True)):
+        t = c["summary"]["throughput_ops"]
+        bars = ax.barh([y], [t["mean"]], xerr=[[t["ci95"]], [t["ci95"]]],
+                       color=colour(c["impl"]), alpha=0.85, capsize=3, height=0.7,
+                       hatch="//" if c["loop"] != ran[0]["loop"] else None,
+                       error_kw={"elinewidth": 1.2})
+        n = int(t.get("n") or len(c.get("repeats", [])))
+        plot.tips.append((bars.patches[0],
+                          f"{label}: {fmt_rate(t['mean'])} {unit} ± {fmt_rate(t['ci95'])} "
+                          f"(95% CI, {n} repeats)"))
+    ax.set_yticks(range(len(ran)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(left=0)  # a whisker may reach below zero with few, noisy repeats
+    ax.set_xlabel(f"{unit} (whiskers: 95% CI)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_rate(x)))
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title(f"{workload}: throughput", fontsize=10, loc="left")
+    return plot
+
+
+def fairness_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+    """Two panels per impl × loop (and class): work per task as Jain's index, and overtakes."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    varying = varying_params(cases)
+    for c in cases:
+        s = c.get("summary")
+        if not s:
+            continue
+        classes = s.get("classes") or {}
+        label = case_label(c, varying)
+        if len(classes) > 1:
+            rows += [(f"{label} · {n}", c["impl"], cs["fairness"]) for n, cs in classes.items()]
+        else:
+            rows.append((label, c["impl"], s["fairness"]))
+    if not rows:
+        return None
+    fig = _figure(0.6 + 0.3 * len(rows))
+    jain_ax, over_ax = fig.subplots(1, 2, sharey=True)
+    plot = Plot(f"{workload}-fairness", f"{workload}: fairness", fig)
+    for y, (label, impl, fair) in enumerate(rows):
+        jain = fair.get("jain")
+        if jain is not None:
+            bars = jain_ax.barh([y], [jain], color=colour(impl), alpha=0.85, height=0.7)
+            plot.tips.append((bars.patches[0], f"{label}: Jain's index {jain:.4f} "
+                              f"(1 = every task did the same work)"))
+        over = fair.get("overtakes") or 0
+        bars = over_ax.barh([y], [over], color=colour(impl), alpha=0.85, height=0.7)
+        plot.tips.append((bars.patches[0], f"{label}: {over} overtakes "
+                          f"(max {fair.get('max_overtakes', 0)} past one request), "
+                          f"{fair.get('starved_tasks') or 0} starved tasks"))
+    jain_ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    jain_ax.invert_yaxis()
+    low = min((r[2].get("jain") or 1.0) for r in rows)
+    jain_ax.set_xlim(min(0.9, low - 0.02), 1.0)
+    jain_ax.set_xlabel("work per task: Jain's index (1 = equal)")
+    if any(r[2].get("overtakes") for r in rows):
+        over_ax.set_xscale("symlog", linthresh=1)
+        over_ax.set_xlim(left=0)
+    else:
+        over_ax.set_xlim(0, 1)
+        over_ax.set_xticks([0, 1])
+    over_ax.set_xlabel("overtakes (later request served first)")
+    for ax in (jain_ax, over_ax):
+        ax.grid(True, axis="x", alpha=0.3)
+    jain_ax.set_title(f"{workload}: fairness", fontsize=10, loc="left")
+    return plot
+
+
+def _geometric(values: Iterable[float]) -> bool:
+    vs = sorted(set(values))
+    return len(vs) > 2 and vs[0] > 0 and vs[-1] / vs[0] >= 8
+
+
+def sweep_plot(
+    workload: str,
+    name: str,
+    curves: dict[str, list[tuple[float, float, float, float | None]]],
+    unit: str,
+) -> Plot:
+    """The scalability curve: throughput (whiskers: 95% CI) and p99 against the swept value."""
+    fig = _figure(3.4)
+    tput_ax, p99_ax = fig.subplots(1, 2)
+    plot = Plot(f"{workload}-sweep-{name}", f"{workload}: throughput and p99 against {name}",
+                fig, key=True)
+    loops = list(dict.fromkeys(series.split(" · ")[-1] for series in curves))
+    for series, points in curves.items():
+        impl, _, loop = series.partition(" · ")
+        style = _dash(loops.index(loop))
+        xs = [p[0] for p in points]
+        tput_ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points],
+                         fmt=style, color=colour(impl), label=series, capsize=2, linewidth=1.5)
+        lat = [(p[0], p[3]) for p in points if p[3] is not None]
+        p99_ax.plot([x for x, _ in lat], [v for _, v in lat], style, color=colour(impl),
+                    linewidth=1.5)
+        for x, t, ci, p99 in points:
+            (dot,) = tput_ax.plot([x], [t], "o", color=colour(impl), markersize=3.5)
+            plot.tips.append((dot, f"{series}, {name}={x:g}: {fmt_rate(t)} {unit} "
+                              f"± {fmt_rate(ci)}"))
+            if p99 is not None:
+                (dot,) = p99_ax.plot([x], [p99], "o", color=colour(impl), markersize=3.5)
+                plot.tips.append((dot, f"{series}, {name}={x:g}: p99 = {fmt_us(p99)}"))
+    xs_all = [p[0] for points in curves.values() for p in points]
+    for ax in (tput_ax, p99_ax):
+        if _geometric(xs_all):
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel(name)
+        ax.grid(True, alpha=0.3)
+    tput_ax.set_ylim(bottom=0)
+    tput_ax.set_ylabel(f"{unit} (whiskers: 95% CI)")
+    tput_ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_rate(y)))
+    p99_ax.set_yscale("log")
+    p99_ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_us(y)))
+    p99_ax.set_ylabel("p99 latency")
+    tput_ax.legend(fontsize=8)
+    tput_ax.set_title(f"{workload}: throughput and p99 against {name}", fontsize=10, loc="left")
+    return plot
+
+
+def write_pngs(plots: Iterable[Plot], directory: Path, dpi: int = 100) -> list[Path]:
+    """Save each plot as ``DIRECTORY/<name>.png``; the paths written. ``OSError`` passes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for plot in plots:
+        path = directory / f"{plot.name}.png"
+        plot.figure.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
+        paths.append(path)
+    return paths

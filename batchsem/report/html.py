@@ -1,0 +1,227 @@
+"""``batchsem report``: one self-contained HTML page for one or more saved runs.
+
+Everything is inline: figures are SVG elements, styles one ``<style>`` block,
+and there is no script and no external reference, so the file opens offline
+and from any directory. Hover text comes from SVG ``<title>`` elements.
+
+Per run: the environment, and per workload the table, throughput per impl ×
+loop (95% CI whiskers), the latency percentile plot, per-class percentiles
+for workloads with request classes (starvation, rw-mix), fairness (Jain's
+index of work per task, overtakes), the scalability curve of a sweep, and
+starve-test verdicts. With several runs, also the ``compare`` table with its
+verdicts and baseline-against-run overlays of the percentile plots.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchsem.bench.compare import Comparison
+from batchsem.cli.render import fmt_us
+
+from . import figures
+from .export_markdown import format_value
+from .svg import to_svg
+from .tabular import Tabular, case_table, comparison_table, sweep_points
+
+__all__ = ["Report", "build_report"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;
+padding:0 16px 48px;color:#222}
+h1{font-size:24px;margin:20px 0 4px}h2{font-size:20px;border-bottom:1px solid #ddd;
+padding-bottom:4px;margin-top:36px}h3{font-size:16px;margin:28px 0 8px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+td,th{border:1px solid #ddd;padding:2px 6px;white-space:nowrap}th{background:#f4f4f4}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto}.env td:first-child{font-weight:600}
+.improved{color:#137333;font-weight:600}.regressed{color:#b3261e;font-weight:600}
+.starved,.failed{color:#b3261e;font-weight:600}.ok{color:#137333}
+figure.plot{margin:10px 0}figure.plot svg{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#555}code{font-size:12px}nav li{margin:2px 0}
+"""
+
+
+@dataclass
+class Report:
+    """The page and the figures on it (for ``--png``)."""
+
+    html: str
+    plots: list[figures.Plot] = field(default_factory=list)
+
+    def key_plots(self) -> list[figures.Plot]:
+        """The figures worth a PNG: percentile plots and scalability curves."""
+        return [p for p in self.plots if p.key]
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table_html(table: Tabular, classes: dict[str, str] | None = None) -> str:
+    """The table without its all-empty columns; ``classes`` maps a cell text to a CSS class."""
+    keep = [i for i, _ in enumerate(table.columns)
+            if any(row[i] not in (None, "") for row in table.rows)]
+    head = "".join(f"<th>{_esc(table.columns[i].heading)}</th>" for i in keep)
+    body = []
+    for row in table.rows:
+        cells = []
+        for i in keep:
+            column = table.columns[i]
+            text = format_value(column, row[i])
+            css = "n" if column.kind != "text" else (classes or {}).get(text.split(" ")[0], "")
+            attr = f' class="{css}"' if css else ""
+            cells.append(f"<td{attr}>{_esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+class _Page:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.plots: list[figures.Plot] = []
+        self.toc: list[tuple[int, str, str]] = []
+
+    def heading(self, level: int, text: str) -> None:
+        anchor = f"s{len(self.toc)}"
+        self.toc.append((level, anchor, text))
+        self.parts.append(f'<h{level} id="{anchor}">{_esc(text)}</h{level}>')
+
+    def figure(self, plot: figures.Plot | None, caption: str = "") -> None:
+        if plot is None:
+            return
+        index = len(self.plots)
+        taken = {p.name for p in self.plots}
+        stem, n = plot.name, 1
+        while plot.name in taken:  # the same workload in several runs
+            n += 1
+            plot.name = f"{stem}-{n}"
+        self.plots.append(plot)
+        svg = to_svg(plot, f"f{index}")
+        cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
+        self.parts.append(f'<figure class="plot" data-plot="{_esc(plot.name)}">{svg}{cap}</figure>')
+
+
+def _environment(page: _Page, run: dict[str, Any]) -> None:
+    env = run.get("environment") or {}
+    rows = [("created", run.get("created")), ("kind", run.get("kind")),
+            ("command", " ".join(map(str, run.get("command") or [])))]
+    rows += [(k, v) for k, v in env.items()]
+    if run.get("interrupted"):
+        rows.append(("note", "interrupted: only the cases that finished"))
+    cells = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
+    page.parts.append(f'<table class="env">{cells}</table>')
+
+
+def _verdicts(page: _Page, run: dict[str, Any]) -> None:
+    judged = [c for c in run["cases"] if c.get("verdict")]
+    if not judged:
+        return
+    page.heading(3, "starve-test verdicts")
+    rows = []
+    for c in judged:
+        v = c["verdict"]
+        word = "STARVED" if v["starved"] else "ok"
+        reasons = "; ".join(v.get("reasons") or []) or "served within the deadline"
+        rows.append(
+            f"<tr><td>{_esc(c['impl'])}</td><td>{_esc(c['loop'])}</td>"
+            f'<td class="{"starved" if v["starved"] else "ok"}">{word}</td>'
+            f"<td>{_esc(reasons)}</td><td class='n'>{_esc(v.get('large_completed'))}</td>"
+            f"<td class='n'>{_esc(fmt_us(1e6 * v.get('longest_wait_s', 0.0)))}</td>"
+            f"<td class='n'>{_esc(v.get('max_overtakes'))}</td></tr>"
+        )
+    deadline = judged[0]["verdict"].get("deadline_s")
+    page.parts.append(
+        f"<p>A large request must be served within {_esc(deadline)} s.</p>"
+        "<table><thead><tr><th>impl</th><th>loop</th><th>verdict</th><th>why</th>"
+        "<th>large served</th><th>longest wait</th><th>max overtakes</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _run_section(page: _Page, label: str, run: dict[str, Any]) -> None:
+    page.heading(2, f"{label}: {run.get('kind', 'run')} of {run.get('created', '?')}")
+    _environment(page, run)
+    _verdicts(page, run)
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for case in run["cases"]:
+        by_workload.setdefault(case["workload"], []).append(case)
+    sweep = (run.get("settings") or {}).get("sweep")
+    for workload, cases in by_workload.items():
+        page.heading(3, workload)
+        page.parts.append(_table_html(case_table([(label, {"cases": cases})]),
+                                      {"ok": "ok", "failed": "failed"}))
+        if sweep:
+            unit = str(next((c["unit"] for c in cases if c.get("unit")), "acq/s"))
+            for name, curves in sweep_points(cases, sweep["name"]).items():
+                page.figure(figures.sweep_plot(name, sweep["name"], curves, unit),
+                            f"Each point is one case; lines join the values of "
+                            f"--sweep {sweep['name']} per implementation and loop.")
+        else:
+            page.figure(figures.throughput_plot(workload, cases),
+                        "Mean over the repeats; whiskers: 95% confidence interval.")
+        nines = ("x: percentile on a 'nines' axis (90%, 99%, 99.9%, ...); y: latency, log "
+                 "scale; the last point of a line is the maximum. Hover a dot for its value.")
+        if sweep:
+            for plot in figures.sweep_percentile_plots(workload, cases, sweep["name"]):
+                page.figure(plot, nines)
+        else:
+            page.figure(figures.workload_percentile_plot(workload, cases), nines)
+        multi_class = any(len((c.get("histogram") or {}).get("classes") or {}) > 1
+                          for c in cases)
+        if multi_class:
+            for plot in figures.class_percentile_plots(workload, cases):
+                page.figure(plot, "Line style: request class; colour: implementation.")
+        page.figure(figures.fairness_plot(workload, cases),
+                    "Jain's index of the work each task got (1 = all equal) and how often a "
+                    "later request was served before an earlier one.")
+
+
+def _comparison_section(
+    page: _Page, runs: Sequence[tuple[str, dict[str, Any]]], cmp: Comparison
+) -> None:
+    page.heading(2, f"Comparison against the baseline {runs[0][0]}")
+    page.parts.append(
+        f"<p>{cmp.regressions} regressed, {cmp.improvements} improved "
+        f"(Welch p &lt; 0.05 after Holm's adjustment over {cmp.tests} tests).</p>"
+    )
+    page.parts.append(_table_html(comparison_table(cmp),
+                                  {"improved": "improved", "regressed": "regressed"}))
+    for run, case in cmp.unmatched:
+        page.parts.append(f"<p>only in {_esc(run)}: {_esc(case)}</p>")
+    workloads = list(dict.fromkeys(c["workload"] for _, run in runs for c in run["cases"]))
+    for workload in workloads:
+        page.heading(3, f"{workload}: percentiles, baseline against the other runs")
+        per_run = [(label, [c for c in run["cases"] if c["workload"] == workload])
+                   for label, run in runs]
+        for plot in figures.overlay_plots(workload, per_run):
+            page.figure(plot, "Colour: implementation; line style: run (solid = baseline).")
+
+
+def build_report(
+    runs: Sequence[tuple[str, dict[str, Any]]], comparison: Comparison | None = None
+) -> Report:
+    """The HTML page for ``runs`` (``(label, run document)``; the first is the baseline)."""
+    page = _Page()
+    for label, run in runs:
+        _run_section(page, label, run)
+    if comparison is not None and len(runs) > 1:
+        _comparison_section(page, runs, comparison)
+    toc = "".join(
+        f'<li style="margin-left:{(level - 2) * 16}px"><a href="#{anchor}">{_esc(text)}</a></li>'
+        for level, anchor, text in page.toc
+    )
+    names = ", ".join(label for label, _ in runs)
+    document = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>batchsem report: {_esc(names)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>batchsem report</h1><p>{len(runs)} run(s): {_esc(names)}. Hover a bar or dot "
+        "for its value.</p>"
+        f"<nav><ul>{toc}</ul></nav>" + "".join(page.parts) + "</body></html>\n"
+    )
+    return Report(document, page.plots)
