@@ -215,8 +215,9 @@ class LatencyRecorder:
         highs: list[int] = []  # highest value of each non-empty bucket, ascending
         cumulative: list[int] = []  # values at or below it
         running = 0
-        for index in range(h.counts_len):
-            c = h.get_count_at_index(index)
+        # The counts array itself (a ctypes array, zero past what a decoded histogram
+        # carried): ~30x faster than get_count_at_index over its ~27,000 slots.
+        for index, c in enumerate(list(h.counts)[: h.counts_len]):
             if c:
                 running += int(c)
                 highs.append(int(h.get_highest_equivalent_value(h.get_value_from_index(index))))

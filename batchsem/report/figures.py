@@ -18,7 +18,7 @@ from typing import Any
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from batchsem.bench.latency import LatencyRecorder
 from batchsem.cli.render import fmt_rate, fmt_us
@@ -150,6 +150,7 @@ def percentile_plot(name: str, title: str, series: Sequence[Series]) -> Plot:
                 plot.tips.append((dot, f"{s.label}: {what} = {fmt_us(v)}"))
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_us(y)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     _nines_axis(ax, top)
     ax.set_ylabel("latency")
     ax.grid(True, which="major", alpha=0.3)
@@ -375,6 +376,7 @@ def sweep_plot(
     tput_ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_rate(y)))
     p99_ax.set_yscale("log")
     p99_ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: fmt_us(y)))
+    p99_ax.yaxis.set_minor_formatter(NullFormatter())
     p99_ax.set_ylabel("p99 latency")
     tput_ax.legend(fontsize=8)
     tput_ax.set_title(f"{workload}: throughput and p99 against {name}", fontsize=10, loc="left")
