@@ -28,7 +28,7 @@ def test_bench_writes_result_file(tmp_path: Path) -> None:
     result = invoke("bench", "contended", "starvation", "--impl", "batchsem,asyncio",
                     "--loop", "asyncio", *TINY, "-o", str(out))
     assert result.exit_code == 0, result.output
-    run = results.load(out)
+    run = results.load(out).to_json()
     assert run["kind"] == "bench"
     assert run["interrupted"] is False
     keys = [(c["workload"], c["impl"], c["loop"]) for c in run["cases"]]
@@ -53,7 +53,7 @@ def test_bench_no_ceiling_and_output_directory(tmp_path: Path) -> None:
                     "--no-ceiling", "-o", str(tmp_path) + os.sep)
     assert result.exit_code == 0, result.output
     [path] = tmp_path.glob("*-bench-contended.json")
-    assert [c["impl"] for c in results.load(path)["cases"]] == ["batchsem"]
+    assert [c["impl"] for c in results.load(path).to_json()["cases"]] == ["batchsem"]
 
 
 def test_bench_json_prints_only_the_document(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_bench_json_prints_only_the_document(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["schema"] == "batchsem.run/1"
     assert [c["workload"] for c in doc["cases"]] == ["uncontended"]
-    assert doc == results.load(out)
+    assert doc == results.load(out).to_json()
 
 
 def test_bench_params_and_trace(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_bench_params_and_trace(tmp_path: Path) -> None:
                     "--no-ceiling", "--param", "sizes=1:1,P:1", "--param", "hold=0",
                     "--trace", str(trace), "-o", str(out))
     assert result.exit_code == 0, result.output
-    [case] = results.load(out)["cases"]
+    [case] = results.load(out).to_json()["cases"]
     assert case["params"]["sizes"] == "1:1,P:1"
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     assert events
@@ -101,7 +101,7 @@ def test_bench_exits_1_when_an_invariant_is_violated(
     assert result.exit_code == 1
     assert "FAILED" in result.stdout and "capacity_respected" in result.stdout
     assert "invariant violated" in result.stderr
-    [case] = results.load(out)["cases"]  # saved all the same
+    [case] = results.load(out).to_json()["cases"]  # saved all the same
     assert case["status"] == "failed"
 
 
@@ -165,7 +165,7 @@ def test_quick_bench_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     [path] = (tmp_path / "results").glob("*.json")
     assert path.name.endswith("-bench-contended-uncontended.json")
-    run = results.load(path)
+    run = results.load(path).to_json()
     assert {c["workload"] for c in run["cases"]} == {"contended", "uncontended"}
     assert run["settings"]["duration_s"] == 0.05
     assert run["command"][:3] == ["batchsem", "bench", "--quick"]
@@ -254,7 +254,7 @@ def test_starve_test_names_the_starving_impl(tmp_path: Path) -> None:
     for loop in LOOPS:
         assert f"condition on {loop} STARVES" in result.stdout
         assert f"batchsem on {loop} STARVES" not in result.stdout
-    run = results.load(out)
+    run = results.load(out).to_json()
     assert run["kind"] == "starve-test"
     verdicts = {(c["impl"], c["loop"]): c["verdict"] for c in run["cases"]}
     assert set(verdicts) == {(i, lp) for i in ("batchsem", "condition") for lp in LOOPS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -15,6 +16,7 @@ from batchsem.bench import engine, impls, loops, results
 from batchsem.bench.impls import BatchsemLimiter, UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import measure_repeat, summarize_repeats
+from batchsem.bench.schema import Run, case_key
 from batchsem.workloads import REGISTRY, ParamError
 from batchsem.workloads.base import Context, Param, Recorder, parse_sizes
 
@@ -143,8 +145,8 @@ def test_unsupported_reasons() -> None:
     [close_null] = plan(["close-storm"], ["null"])
     assert close_null.unsupported_reason() is not None
     case = engine.run_case(close_null)
-    assert case["status"] == "unsupported"
-    assert case["summary"] is None and case["invariants"] == {}
+    assert case.status == "unsupported"
+    assert case.summary is None and case.invariants == {}
 
 
 def test_case_params_identify_the_case() -> None:
@@ -192,10 +194,10 @@ def test_parse_sizes() -> None:
 # --------------------------------------------------------------- result files
 
 
-def make_run() -> dict[str, Any]:
+def make_run() -> Run:
     run = results.new_run("bench", ["batchsem", "bench", "contended"], {"permits": 4})
     [spec] = plan(["contended"], permits=4)
-    run["cases"].append(engine.run_case(spec))
+    run.cases.append(engine.run_case(spec))
     return run
 
 
@@ -203,9 +205,10 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     run = make_run()
     path = tmp_path / "deep" / "dir" / "run.json"
     assert results.save(run, path) == path
-    assert results.load(path) == json.loads(json.dumps(run))
-    assert not list(path.parent.glob(".*.tmp"))  # the temp file was renamed away
-    loaded = results.load(path)
+    assert results.load(path) == run
+    assert results.load(path).to_json() == json.loads(json.dumps(run.to_json()))
+    assert not list(path.parent.glob(".*.tmp"))  # the temp file was linked, then removed
+    loaded = results.load(path).to_json()
     assert loaded["schema"] == results.SCHEMA == "batchsem.run/1"
     assert loaded["kind"] == "bench"
     assert loaded["interrupted"] is False
@@ -215,13 +218,18 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert key in env
 
 
-def test_save_overwrites(tmp_path: Path) -> None:
+def test_save_never_overwrites(tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     run = results.new_run("bench", [], {})
-    results.save(run, path)
-    run["interrupted"] = True
-    results.save(run, path)
-    assert results.load(path)["interrupted"] is True
+    assert results.save(run, path) == path
+    run.interrupted = True
+    # a generated name moves aside; an explicit one is refused
+    assert results.save(run, path) == tmp_path / "run-2.json"
+    with pytest.raises(results.ResultError, match="never overwritten"):
+        results.save(run, path, unique=False)
+    assert results.load(path).interrupted is False
+    assert results.load(tmp_path / "run-2.json").interrupted is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-2.json", "run.json"]
 
 
 @pytest.mark.parametrize(
@@ -235,8 +243,8 @@ def test_save_overwrites(tmp_path: Path) -> None:
         ('{"schema": "batchsem.run/2", "cases": []}', "schema batchsem.run/2 is not supported"),
         ('{"schema": "other", "cases": []}', "not a batchsem result file"),
         ('{"cases": []}', "not a batchsem result file"),
-        ('{"schema": "batchsem.run/1", "cases": {}}', "malformed 'cases'"),
-        ('{"schema": "batchsem.run/1", "cases": [{"workload": "x"}]}', "malformed 'cases'"),
+        ('{"schema": "batchsem.run/1", "cases": {}}', "malformed: run: missing 'created'"),
+        ('{"benchmarks": [], "metadata": {}}', "python -m pyperf show"),
     ],
 )
 def test_load_errors(tmp_path: Path, content: str | None, message: str) -> None:
@@ -279,11 +287,13 @@ def test_check_writable(tmp_path: Path) -> None:
         results.check_writable(tmp_path / "file" / "run.json")
 
 
-def test_case_key_matches_on_params() -> None:
-    a = {"workload": "w", "impl": "i", "loop": "l", "params": {"b": 1, "a": 2}}
-    b = {"workload": "w", "impl": "i", "loop": "l", "params": {"a": 2, "b": 1}}
-    c = {"workload": "w", "impl": "i", "loop": "l", "params": {"a": 3, "b": 1}}
-    assert results.case_key(a) == results.case_key(b) != results.case_key(c)
+def test_case_key_matches_on_param_values() -> None:
+    a = case_key("w", "i", "l", {"b": 1, "a": 2})
+    assert a == case_key("w", "i", "l", {"a": 2, "b": 1})
+    assert a != case_key("w", "i", "l", {"a": 3, "b": 1})
+    # 0 and 0.0 are one value (a file written by another version or by hand)
+    assert case_key("w", "i", "l", {"hold": 0}) == case_key("w", "i", "l", {"hold": 0.0})
+    assert case_key("w", "i", "l", {"x": True}) != case_key("w", "i", "l", {"x": 1})
 
 
 # ------------------------------------------------------------------- metrics
@@ -335,11 +345,11 @@ def test_measure_counts_work_fairness_and_starvation() -> None:
     assert cls.tasks == {0, 1, 2}
     assert m.pending_at_end == 1
     assert m.invariants["all_tasks_finished"] is False  # one request still waiting
-    out = m.as_json()
-    assert out["starved_tasks"] == {"all": 1}
-    assert out["jain"]["all"] == pytest.approx((2 + 2 + 0) ** 2 / (3 * (4 + 4 + 0)))
-    assert out["throughput_ops"] == pytest.approx(3 / 0.5)
-    assert out["throughput_permits"] == pytest.approx(4 / 0.5)
+    out = m.as_record()
+    assert out.starved_tasks == {"all": 1}
+    assert out.jain["all"] == pytest.approx((2 + 2 + 0) ** 2 / (3 * (4 + 4 + 0)))
+    assert out.throughput_ops == pytest.approx(3 / 0.5)
+    assert out.throughput_permits == pytest.approx(4 / 0.5)
     # the request still waiting is overtaken by nobody (nothing granted after it asked)
     assert m.overtakes == 0
     # waits: 1000, 2000, 3000 ns; the longest within the run window
@@ -359,7 +369,7 @@ def test_measure_overtakes_from_sequence_numbers() -> None:
     assert m.classes["all"].overtakes == 2
     summary, _, invariants = summarize_repeats(REGISTRY["contended"], [m], expect_fifo=True)
     assert invariants["fifo_order"] is False
-    assert summary["fairness"]["overtakes"] == 2
+    assert summary.fairness.overtakes == 2
     _, _, invariants = summarize_repeats(REGISTRY["contended"], [m], expect_fifo=False)
     assert "fifo_order" not in invariants
 
@@ -430,19 +440,20 @@ def test_summarize_repeats_over_several_repeats() -> None:
     summary, histogram, invariants = summarize_repeats(
         REGISTRY["contended"], reps, expect_fifo=True
     )
-    tput = summary["throughput_ops"]
-    assert tput["mean"] == pytest.approx((20 + 40 + 60) / 3)
-    assert tput["n"] == 3 and tput["stdev"] > 0 and tput["ci95"] > 0
-    assert summary["latency_us"]["count"] == 60
-    assert summary["latency_us"]["max"] == pytest.approx(30.0, rel=1e-3)
-    assert summary["classes"]["all"]["completed"] == 60
-    assert summary["extra"]["dropped"]["mean"] == pytest.approx(1.0)
-    assert summary["fairness"]["jain"] == 1.0
+    tput = summary.throughput_ops
+    assert tput.mean == pytest.approx((20 + 40 + 60) / 3)
+    assert tput.n == 3 and tput.stdev > 0 and tput.ci95 > 0
+    assert summary.latency_us is not None
+    assert summary.latency_us.count == 60
+    assert summary.latency_us.max == pytest.approx(30.0, rel=1e-3)
+    assert summary.classes["all"].completed == 60
+    assert summary.extra["dropped"].mean == pytest.approx(1.0)
+    assert summary.fairness.jain == 1.0
     assert invariants["fifo_order"] is True
     assert all(invariants.values())
-    assert histogram["unit"] == "ns"
-    assert histogram["total"] and set(histogram["classes"]) == {"all"}
-    json.dumps(summary, allow_nan=False)  # storable
+    assert histogram.unit == "ns"
+    assert histogram.total and set(histogram.classes) == {"all"}
+    json.dumps(dataclasses.asdict(summary), allow_nan=False)  # storable
 
 
 def test_invariants_are_anded_over_repeats() -> None:

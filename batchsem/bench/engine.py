@@ -1,8 +1,8 @@
 """Run a workload against an implementation on a loop, repeat it, and measure.
 
-Nothing here prints. :func:`run_case` returns the case as the JSON-ready dict
-the result file stores (see :mod:`batchsem.bench.results`); callers get
-progress through a callback.
+Nothing here prints. :func:`run_case` returns the case record the result
+file stores (:class:`batchsem.bench.schema.Case`); callers get progress
+through a callback.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchsem.bench import impls as impls_mod
 from batchsem.bench import loops
 from batchsem.bench.metrics import RepeatMetrics, measure_repeat, summarize_repeats
+from batchsem.bench.schema import Case, ParamValue
 from batchsem.workloads import REGISTRY, ParamError, Workload
 from batchsem.workloads.base import Context, Limiter, Recorder
 
@@ -42,6 +43,7 @@ class CaseSpec:
     repeats: int
     seed: int
     rate: float | None = None
+    warmup: float = 0.0
     trace: Any = None  # a tracer for batchsem cases, or None
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ def plan(
     rate: float | None,
     params: Mapping[str, str],
     ceiling: bool = False,
+    warmup: float = 0.0,
 ) -> list[CaseSpec]:
     """Validate everything the user asked for and list the cases, before running any.
 
@@ -127,6 +130,7 @@ def plan(
                         repeats=repeats,
                         seed=seed,
                         rate=rate if w.open_loop else None,
+                        warmup=warmup,
                     )
                 )
     return cases
@@ -198,7 +202,7 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
     return measure_repeat(spec.workload, spec.impl, spec.permits, ctx, elapsed, error)
 
 
-def run_case(spec: CaseSpec, progress: Progress | None = None) -> dict[str, Any]:
+def run_case(spec: CaseSpec, progress: Progress | None = None) -> Case:
     """Run every repeat of a case and summarise it (the result file's case dict)."""
     reason = spec.unsupported_reason()
     if reason is not None:
@@ -218,11 +222,17 @@ def run_interleaved(
 ) -> None:
     """Run repeat 1 of every case, then repeat 2 of every case, and so on.
 
+    Each case first runs one untimed warm-up of ``spec.warmup`` seconds.
     Cases compared with each other (impls, loops) then share the machine's
     drift (other load, thermal state) instead of one getting a quiet minute
     and another a busy one. Repeats are stored in ``done`` (by index into
     ``specs``) as they finish, so a ``KeyboardInterrupt`` loses none of them.
     """
+    for spec in specs:
+        if spec.warmup > 0 and spec.unsupported_reason() is None:
+            # Untimed: first-call costs (imports, allocator growth, caches, the
+            # CPU leaving its idle frequency) are paid here, not by repeat 1.
+            run_repeat(replace(spec, duration=spec.warmup), -1)
     rounds = max((s.repeats for s in specs), default=0)
     for index in range(rounds):
         for i, spec in enumerate(specs):
@@ -234,33 +244,15 @@ def run_interleaved(
                 progress(spec, index)
 
 
-def summarize_case(spec: CaseSpec, repeats: list[RepeatMetrics]) -> dict[str, Any]:
-    """The result file's case dict from the repeats that ran (unsupported if none could)."""
+def summarize_case(spec: CaseSpec, repeats: list[RepeatMetrics]) -> Case:
+    """The case record from the repeats that ran (unsupported if none could).
+
+    With no repeat at all (interrupted before the first finished) the case
+    has ``summary`` None and ``partial`` says so.
+    """
     reason = spec.unsupported_reason()
     if reason is not None:
         return unsupported_case(spec, reason)
-    expect_fifo = spec.impl.name == "batchsem" and not spec.workload.threaded
-    summary, histogram, invariants = summarize_repeats(
-        spec.workload, repeats, expect_fifo=expect_fifo
-    )
-    errors = sorted({r.error for r in repeats if r.error})
-    case: dict[str, Any] = {
-        "workload": spec.workload.name,
-        "impl": spec.impl.name,
-        "loop": spec.loop,
-        "params": case_params(spec),
-        "duration_s": spec.duration,
-        "repeats": [r.as_json() for r in repeats],
-        "summary": summary,
-        "histogram": histogram,
-        "invariants": invariants,
-        "status": "ok" if all(invariants.values()) else "failed",
-        "unit": spec.workload.unit,
-    }
-    if len(repeats) < spec.repeats:
-        case["partial"] = f"{len(repeats)} of {spec.repeats} repeats (interrupted)"
-    if errors:
-        case["errors"] = errors
     notes = list(spec.notes)
     if spec.workload.closes and not spec.impl.closes:
         notes.append(f"{spec.impl.name} has no close(): emulated by cancelling its waiters")
@@ -269,30 +261,53 @@ def summarize_case(spec: CaseSpec, repeats: list[RepeatMetrics]) -> dict[str, An
     )
     if not spec.impl.native_batch and batched:
         notes.append(f"{spec.impl.name}: a batch of n is n single acquires")
-    if notes:
-        case["notes"] = notes
-    return case
-
-
-def unsupported_case(spec: CaseSpec, reason: str) -> dict[str, Any]:
-    """The case dict for a case that was not run."""
-    return {
+    partial = None
+    if len(repeats) < spec.repeats:
+        partial = f"{len(repeats)} of {spec.repeats} repeats (interrupted)"
+    common: dict[str, Any] = {
         "workload": spec.workload.name,
         "impl": spec.impl.name,
         "loop": spec.loop,
         "params": case_params(spec),
-        "repeats": [],
-        "summary": None,
-        "histogram": None,
-        "invariants": {},
-        "status": "unsupported",
-        "reason": reason,
+        "unit": spec.workload.unit,
+        "duration_s": spec.duration,
+        "planned_repeats": spec.repeats,
+        "warmup_s": spec.warmup,
+        "partial": partial,
+        "notes": notes,
     }
+    if not repeats:
+        return Case(status="failed", **common)
+    expect_fifo = spec.impl.name == "batchsem" and not spec.workload.threaded
+    summary, histogram, invariants = summarize_repeats(
+        spec.workload, repeats, expect_fifo=expect_fifo
+    )
+    return Case(
+        status="ok" if all(invariants.values()) else "failed",
+        repeats=[r.as_record() for r in repeats],
+        summary=summary,
+        histogram=histogram,
+        invariants=invariants,
+        errors=sorted({r.error for r in repeats if r.error}),
+        **common,
+    )
 
 
-def case_params(spec: CaseSpec) -> dict[str, Any]:
+def unsupported_case(spec: CaseSpec, reason: str) -> Case:
+    """The case record for a case that was not run."""
+    return Case(
+        workload=spec.workload.name,
+        impl=spec.impl.name,
+        loop=spec.loop,
+        params=case_params(spec),
+        status="unsupported",
+        reason=reason,
+    )
+
+
+def case_params(spec: CaseSpec) -> dict[str, ParamValue]:
     """The parameters that identify a case (used to match cases across runs)."""
-    out: dict[str, Any] = dict(spec.params)
+    out: dict[str, ParamValue] = dict(spec.params)
     out["permits"] = spec.permits
     out["tasks"] = spec.tasks
     if spec.rate is not None:

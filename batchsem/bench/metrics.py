@@ -9,18 +9,47 @@ repeats (mean, stdev, 95% CI), latency from the merged full distribution
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from batchsem.bench.fairness import overtakes, starved
 from batchsem.bench.impls import Impl
 from batchsem.bench.latency import LatencyRecorder
+from batchsem.bench.schema import (
+    ClassSummary,
+    Fairness,
+    Histogram,
+    Latency,
+    Repeat,
+    Stat,
+    Summary,
+    Windows,
+)
 from batchsem.bench.stats import jain_index, summarize
 from batchsem.workloads import Workload
 from batchsem.workloads.base import Context
 
-__all__ = ["RepeatMetrics", "measure_repeat", "summarize_repeats"]
+__all__ = ["WINDOWS", "RepeatMetrics", "latency", "measure_repeat", "stat", "summarize_repeats"]
+
+#: Time windows per repeat: each gives one throughput and one p99 sample to the gate.
+WINDOWS = 10
+
+
+def stat(values: list[float]) -> Stat:
+    """:func:`batchsem.bench.stats.summarize` as a record."""
+    s = summarize(values)
+    return Stat(mean=s["mean"], stdev=s["stdev"], ci95=s["ci95"], min=s["min"], max=s["max"],
+                n=int(s["n"]))
+
+
+def latency(rec: LatencyRecorder) -> Latency | None:
+    """The recorder's percentiles as a record, None if it saw nothing."""
+    if not rec.count:
+        return None
+    s = rec.summary_us()
+    return Latency(p50=s["p50"], p90=s["p90"], p99=s["p99"], p99_9=s["p99_9"], max=s["max"],
+                   mean=s["mean"], count=int(s["count"]))
 
 
 @dataclass
@@ -55,29 +84,31 @@ class RepeatMetrics:
     invariants: dict[str, bool]
     extra: dict[str, list[float]]
     error: str | None = None
+    windows: Windows | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_record(self) -> Repeat:
         """The per-repeat record stored in the result file."""
-        return {
-            "elapsed_s": self.elapsed_s,
-            "ops": self.ops,
-            "permits": self.permits,
-            "throughput_ops": self.ops / self.elapsed_s if self.elapsed_s else 0.0,
-            "throughput_permits": self.permits / self.elapsed_s if self.elapsed_s else 0.0,
-            "latency_us": self.latency.summary_us() if self.latency.count else None,
-            "overtakes": self.overtakes,
-            "max_overtakes": self.max_overtakes,
-            "pending_at_end": self.pending_at_end,
-            "jain": {c: _jain(m) for c, m in self.classes.items()},
-            "jain_min": min(
+        return Repeat(
+            elapsed_s=self.elapsed_s,
+            ops=self.ops,
+            permits=self.permits,
+            throughput_ops=self.ops / self.elapsed_s if self.elapsed_s else 0.0,
+            throughput_permits=self.permits / self.elapsed_s if self.elapsed_s else 0.0,
+            latency_us=latency(self.latency),
+            overtakes=self.overtakes,
+            max_overtakes=self.max_overtakes,
+            pending_at_end=self.pending_at_end,
+            jain={c: _jain(m) for c, m in self.classes.items()},
+            jain_min=min(
                 (j for j in (_jain(m) for m in self.classes.values()) if j is not None),
                 default=None,
             ),
-            "starved_tasks": {c: _starved(m) for c, m in self.classes.items()},
-            "extra": {k: sum(v) / len(v) for k, v in self.extra.items() if v},
-            "invariants": self.invariants,
-            "error": self.error,
-        }
+            starved_tasks={c: _starved(m) for c, m in self.classes.items()},
+            extra={k: sum(v) / len(v) for k, v in self.extra.items() if v},
+            invariants=dict(self.invariants),
+            error=self.error,
+            windows=self.windows,
+        )
 
 
 def _jain(m: ClassMetrics) -> float | None:
@@ -201,7 +232,35 @@ def measure_repeat(
         invariants=invariants,
         extra=rec.extra,
         error=error,
+        windows=windows(rec.grants, deadline - int(ctx.duration * 1e9), deadline),
     )
+
+
+def windows(
+    grants: list[tuple[int, str, int, int, int, int, int]], start_ns: int, end_ns: int
+) -> Windows | None:
+    """Throughput and p99 wait in :data:`WINDOWS` equal windows of ``[start_ns, end_ns)``.
+
+    A grant belongs to the window its grant time falls in; grants outside the
+    timed period (the drain after the deadline) are not counted.
+    """
+    span = end_ns - start_ns
+    if span <= 0:
+        return None
+    waits: list[list[int]] = [[] for _ in range(WINDOWS)]
+    for _task, _cls, _n, t_req, t_grant, _rs, _gs in grants:
+        offset = t_grant - start_ns
+        if 0 <= offset < span:
+            waits[offset * WINDOWS // span].append(t_grant - t_req)
+    width = span / WINDOWS / 1e9
+    p99: list[float | None] = []
+    for w in waits:
+        if not w:
+            p99.append(None)
+            continue
+        w.sort()
+        p99.append(w[max(0, math.ceil(0.99 * len(w)) - 1)] / 1e3)
+    return Windows(width_s=width, throughput_ops=[len(w) / width for w in waits], p99_us=p99)
 
 
 def _expected_free(ctx: Context, lim: object) -> int:
@@ -211,18 +270,18 @@ def _expected_free(ctx: Context, lim: object) -> int:
 
 def summarize_repeats(
     workload: Workload, repeats: list[RepeatMetrics], *, expect_fifo: bool
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, bool]]:
-    """(summary, histogram, invariants) of a case over its repeats.
+) -> tuple[Summary, Histogram, dict[str, bool]]:
+    """(summary, histogram, invariants) of a case over its repeats (at least one).
 
     ``expect_fifo``: the implementation promises FIFO on one loop, so any
     overtake is reported as a violated invariant ("fifo_order").
     """
-    ops = [r.ops / r.elapsed_s for r in repeats if r.elapsed_s > 0]
-    permits = [r.permits / r.elapsed_s for r in repeats if r.elapsed_s > 0]
-    latency = LatencyRecorder()
+    ops = [r.ops / r.elapsed_s for r in repeats if r.elapsed_s > 0] or [0.0]
+    permits = [r.permits / r.elapsed_s for r in repeats if r.elapsed_s > 0] or [0.0]
+    merged_all = LatencyRecorder()
     for r in repeats:
-        latency.add(r.latency)
-    class_summary: dict[str, Any] = {}
+        merged_all.add(r.latency)
+    class_summary: dict[str, ClassSummary] = {}
     jains: list[float] = []
     starved = 0
     for cls in workload.classes:
@@ -248,54 +307,50 @@ def summarize_repeats(
         if jain is not None:
             jains.append(jain)
         starved += cls_starved
-        class_summary[cls] = {
-            "completed": completed,
-            "completed_in_window": in_window,
-            "longest_wait_in_window_us": longest / 1e3,
-            "failed": failed,
-            "latency_us": merged.summary_us() if merged.count else None,
-            "fairness": {
-                "jain": jain,
-                "overtakes": overt,
-                "max_overtakes": max_overt,
-                "starved_tasks": cls_starved,
-                "max_wait_ratio": _wait_ratio(merged),
-            },
-        }
-    extra: dict[str, Any] = {}
+        class_summary[cls] = ClassSummary(
+            completed=completed,
+            completed_in_window=in_window,
+            longest_wait_in_window_us=longest / 1e3,
+            failed=failed,
+            latency_us=latency(merged),
+            fairness=Fairness(
+                jain=jain,
+                overtakes=overt,
+                max_overtakes=max_overt,
+                starved_tasks=cls_starved,
+                max_wait_ratio=_wait_ratio(merged),
+            ),
+        )
+    extra: dict[str, Stat] = {}
     for key in sorted({k for r in repeats for k in r.extra}):
         per_repeat = [sum(r.extra[key]) / len(r.extra[key]) for r in repeats if r.extra.get(key)]
-        extra[key] = summarize(per_repeat)
-    summary = {
-        "throughput_ops": summarize(ops),
-        "throughput_permits": summarize(permits),
-        "latency_us": latency.summary_us() if latency.count else None,
-        "fairness": {
-            "jain": min(jains) if jains else None,
-            "overtakes": sum(r.overtakes for r in repeats),
-            "max_overtakes": max((r.max_overtakes for r in repeats), default=0),
-            "starved_tasks": starved,
-            "max_wait_ratio": _wait_ratio(latency),
-        },
-        "classes": class_summary,
-        "extra": extra,
-    }
+        extra[key] = stat(per_repeat)
+    summary = Summary(
+        throughput_ops=stat(ops),
+        throughput_permits=stat(permits),
+        latency_us=latency(merged_all),
+        fairness=Fairness(
+            jain=min(jains) if jains else None,
+            overtakes=sum(r.overtakes for r in repeats),
+            max_overtakes=max((r.max_overtakes for r in repeats), default=0),
+            starved_tasks=starved,
+            max_wait_ratio=_wait_ratio(merged_all),
+        ),
+        classes=class_summary,
+        extra=extra,
+    )
     invariants: dict[str, bool] = {}
     for r in repeats:
         for name, ok in r.invariants.items():
             invariants[name] = invariants.get(name, True) and ok
     if expect_fifo:
         invariants["fifo_order"] = all(r.overtakes == 0 for r in repeats)
-    histogram = {
-        "unit": "ns",
-        "encoding": "hdrhistogram-base64",
-        "total": latency.encode() if latency.count else None,
-        "classes": {
-            cls: LatencyRecorder.merged([r.classes[cls].latency for r in repeats]).encode()
-            for cls in workload.classes
-            if any(r.classes[cls].latency.count for r in repeats)
-        },
-    }
+    classes: dict[str, str] = {}
+    for cls in workload.classes:
+        if any(r.classes[cls].latency.count for r in repeats):
+            merged = LatencyRecorder.merged([r.classes[cls].latency for r in repeats])
+            classes[cls] = merged.encode()
+    histogram = Histogram(total=merged_all.encode() if merged_all.count else None, classes=classes)
     return summary, histogram, invariants
 
 

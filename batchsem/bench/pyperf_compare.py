@@ -6,18 +6,15 @@ and benchmarks are matched by name. For each benchmark the samples are
 warmups excluded; pyperf has already divided them by loops x inner loops, so a
 value is the time of one operation in seconds).
 
-Rule for a verdict (lower time is better):
+The verdict is :mod:`batchsem.bench.verdict`'s rule, the same as for
+batchsem runs, with lower time better and every benchmark in one Holm family:
 
 * ``change = mean(new) / mean(base) - 1`` (negative = faster);
-* ``p_value`` is the two-sided p-value of Welch's t-test
-  (:func:`batchsem.bench.stats.welch_test`), or None when a side has fewer
-  than 2 values (e.g. a ``--debug-single-value`` run): nothing can be tested;
-* ``p_adjusted`` is ``p_value`` after Holm's adjustment over every tested row
-  of the comparison (:func:`batchsem.bench.stats.holm_adjust`), so that the
-  chance of flagging any unchanged benchmark stays below 0.05;
-* ``significant`` is ``abs(change) > threshold and p_adjusted < 0.05``;
-* ``verdict`` is "faster" / "slower" when significant (by the sign of
-  ``change``), else "no change".
+* ``p_value`` is the two-sided p-value of Welch's t-test, or None when a
+  side has fewer than 2 values (e.g. a ``--debug-single-value`` run);
+* ``p_adjusted`` is ``p_value`` after Holm's adjustment over every tested row;
+* ``significant`` is true when the rule says "improved" or "regressed";
+  ``verdict`` is then "faster" / "slower", else "no change".
 
 Benchmarks present in only one of the two files get a row with verdict
 "missing in new" or "missing in base" and None for what cannot be computed.
@@ -34,12 +31,14 @@ from typing import Any
 
 import pyperf
 
-from batchsem.bench.stats import holm_adjust, welch_test
+from batchsem.bench.schema import clean_text
+from batchsem.bench.verdict import ALPHA as VERDICT_ALPHA
+from batchsem.bench.verdict import adjust, decide, measure
 
 __all__ = ["ALPHA", "compare_pyperf", "is_pyperf_file", "load_suite"]
 
 #: Significance level of the Welch test.
-ALPHA = 0.05
+ALPHA = VERDICT_ALPHA
 
 # pyperf writes its JSON with sorted keys, so a pyperf file always starts with
 # the "benchmarks" key ("benchmarks" < "metadata" < "version").
@@ -115,18 +114,18 @@ def _compare_one(
     base_mean, new_mean = _mean(a), _mean(b)
     if base_mean <= 0.0:
         raise ValueError(f"{base}: benchmark {name!r} has a non-positive mean")
-    change = new_mean / base_mean - 1.0
-    p_value = welch_test(b, a).p_value if len(a) >= 2 and len(b) >= 2 else None
+    m = measure(a, b)
     # The verdict is decided in compare_pyperf, once every p-value is known.
     return {
-        "name": name,
+        "name": clean_text(name),
         "file": str(new),
         "unit": base_unit,
         "base_mean": base_mean,
         "new_mean": new_mean,
-        "change": change,
-        "p_value": p_value,
+        "change": m.change,
+        "p_value": m.p_value,
         "p_adjusted": None,
+        "detectable": None if m.mde is None else max(threshold, m.mde),
         "verdict": "no change",
         "significant": False,
         "_threshold": threshold,
@@ -136,22 +135,23 @@ def _compare_one(
 def _decide(rows: list[dict[str, Any]]) -> None:
     """Holm-adjust the tested rows' p-values together and set their verdicts."""
     tested = [r for r in rows if r["p_value"] is not None]
-    for r, p in zip(tested, holm_adjust([r["p_value"] for r in tested]), strict=True):
+    for r, p in zip(tested, adjust([r["p_value"] for r in tested], "holm"), strict=True):
         r["p_adjusted"] = p
     for r in rows:
         threshold = r.pop("_threshold", None)
         if threshold is None:  # a "missing in ..." row
             continue
-        p = r["p_adjusted"]
-        r["significant"] = abs(r["change"]) > threshold and p is not None and p < ALPHA
+        verdict = decide(r["change"], r["p_adjusted"], tested=r["p_value"] is not None,
+                         threshold=threshold, higher_is_better=False)
+        r["significant"] = verdict in ("improved", "regressed")
         if r["significant"]:
-            r["verdict"] = "slower" if r["change"] > 0.0 else "faster"
+            r["verdict"] = "faster" if verdict == "improved" else "slower"
 
 
 def _missing(name: str, new: Path, bench: Any, in_base: bool) -> dict[str, Any]:
     mean = _mean([float(v) for v in bench.get_values()]) if bench.get_nvalue() else None
     return {
-        "name": name,
+        "name": clean_text(name),
         "file": str(new),
         "unit": bench.get_unit(),
         "base_mean": mean if in_base else None,
@@ -159,6 +159,7 @@ def _missing(name: str, new: Path, bench: Any, in_base: bool) -> dict[str, Any]:
         "change": None,
         "p_value": None,
         "p_adjusted": None,
+        "detectable": None,
         "verdict": "missing in new" if in_base else "missing in base",
         "significant": False,
     }

@@ -23,6 +23,7 @@ __all__ = [
     "Verdict",
     "VerdictName",
     "WelchResult",
+    "bh_adjust",
     "compare_samples",
     "holm_adjust",
     "jain_index",
@@ -467,6 +468,29 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     running = 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def bh_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the order given.
+
+    Controls the false discovery rate, the expected share of flagged findings
+    that are false, instead of the chance of any false flag: suited to a
+    table of many informational metrics. Sorted ascending, the i-th smallest
+    (from 1) of m is multiplied by ``m / i``, made non-decreasing from the
+    largest down, and capped at 1. Raises ``ValueError`` for a value outside [0, 1].
+    """
+    m = len(p_values)
+    for p in p_values:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p-values must be in [0, 1], got {p!r}")
+    order = sorted(range(m), key=lambda i: p_values[i], reverse=True)
+    adjusted = [0.0] * m
+    running = 1.0
+    for k, i in enumerate(order):
+        rank = m - k
+        running = min(running, p_values[i] * m / rank)
         adjusted[i] = running
     return adjusted
 

@@ -19,26 +19,38 @@ from batchsem.bench import engine, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import RepeatMetrics
+from batchsem.bench.schema import Run
 from batchsem.bench.sweep import parse_sweep, plan_sweep
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
-from .common import console, fail, output_path, parse_params, split_list, stderr_console
+from .common import (
+    SaveTo,
+    console,
+    fail,
+    output_path,
+    parse_params,
+    save_run,
+    sigterm_interrupts,
+    split_list,
+    stderr_console,
+)
 from .exports import Exports, export_options
-from .render import sweep_tables, workload_tables
+from .render import noise_warning, sweep_tables, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
 SUITE_DURATION = 0.4
 QUICK_DURATION = 0.1
+#: Each case runs untimed for this share of --duration before its first repeat.
+WARMUP_FRACTION = 0.25
 
 
-def run_cases(
-    cases: list[engine.CaseSpec], run: dict[str, Any], save_to: Path, *, quiet: bool
-) -> bool:
-    """Run the cases, repeats interleaved, with a progress bar; True if interrupted.
+def run_cases(cases: list[engine.CaseSpec], run: Run, *, quiet: bool) -> bool:
+    """Run the cases (warm-up, then repeats interleaved) with a progress bar; True if
+    interrupted (Ctrl-C or SIGTERM).
 
-    Every case that finished at least one repeat is summarised and saved,
-    also after Ctrl-C.
+    Every case that finished at least one repeat is summarised into ``run``,
+    also after an interruption; the caller saves it.
     """
     err = stderr_console()
     total = sum(c.repeats for c in cases if c.unsupported_reason() is None)
@@ -53,7 +65,7 @@ def run_cases(
     )
     done: dict[int, list[RepeatMetrics]] = {}
     interrupted = False
-    with progress:
+    with progress, sigterm_interrupts():
         bar = progress.add_task("bench", total=total)
 
         def advance(spec: engine.CaseSpec, index: int) -> None:
@@ -70,10 +82,18 @@ def run_cases(
             interrupted = True
     for i, spec in enumerate(cases):
         if spec.unsupported_reason() is not None or done.get(i):
-            run["cases"].append(engine.summarize_case(spec, done.get(i, [])))
-    run["interrupted"] = interrupted
-    results.save(run, save_to)
+            run.cases.append(engine.summarize_case(spec, done.get(i, [])))
+    run.interrupted = interrupted
     return interrupted
+
+
+def save_or_explain(run: Run, save_to: SaveTo, interrupted: bool) -> Path | None:
+    """Save the run unless an interruption left nothing measured (then say so, exit 130)."""
+    if interrupted and not any(c.ran for c in run.cases):
+        stderr_console().print(Text("interrupted before any repeat finished: nothing saved",
+                                    style="yellow"))
+        raise SystemExit(130)
+    return save_run(run, save_to)
 
 
 @click.command()
@@ -103,6 +123,8 @@ def run_cases(
 @click.option("--micro", is_flag=True,
               help="pyperf micro-benchmarks of the primitive operations instead")
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
+@click.option("--fast", is_flag=True, help="with --micro: pyperf --fast")
+@click.option("--rigorous", is_flag=True, help="with --micro: pyperf --rigorous")
 @export_options
 @click.pass_context
 def bench(
@@ -124,6 +146,8 @@ def bench(
     quick: bool,
     micro: bool,
     no_ceiling: bool,
+    fast: bool,
+    rigorous: bool,
     export_csv: str | None,
     export_markdown: str | None,
 ) -> None:
@@ -133,10 +157,23 @@ def bench(
     impl_names = split_list(impl_opt) or list(DEFAULT_IMPLS)
     loop_names = split_list(loop_opt) or loops.available()
     if micro:
-        if sweep_opt is not None or export_csv is not None or export_markdown is not None:
-            fail("--micro writes a pyperf file: --sweep and --export-* do not apply")
-        _micro(impl_opt, loop_names, output, quick)
+        ignored = [name for name, given in (
+            ("WORKLOADS", bool(workloads)), ("--duration", duration is not None),
+            ("--repeat", repeats is not None), ("--tasks", tasks != 32),
+            ("--permits", permits != 8), ("--param", bool(param_opt)), ("--seed", seed != 0),
+            ("--rate", rate is not None), ("--json", as_json), ("--trace", trace_file is not None),
+            ("--no-ceiling", no_ceiling), ("--sweep", sweep_opt is not None),
+            ("--export-csv", export_csv is not None),
+            ("--export-markdown", export_markdown is not None)) if given]
+        if ignored:
+            fail(f"--micro runs pyperf's fixed micro-benchmarks: it does not take "
+                 f"{', '.join(ignored)} (it takes --impl, --loop, --output, --quick/--fast, "
+                 "--rigorous)")
+        _micro(impl_opt, loop_names, output, "--fast" if quick or fast else
+               "--rigorous" if rigorous else None)
         return
+    if fast or rigorous:
+        fail("--fast and --rigorous are pyperf options: use them with --micro")
     names = list(workloads) or list(REGISTRY)
     if duration is None:
         duration = QUICK_DURATION if quick else SUITE_DURATION
@@ -162,6 +199,7 @@ def bench(
             rate=rate,
             params=params,
             ceiling=not no_ceiling,
+            warmup=duration * WARMUP_FRACTION,
         )
     except (ParamError, UnknownImpl, LoopUnavailable) as exc:
         fail(str(exc))
@@ -197,55 +235,56 @@ def bench(
                 else c
                 for c in cases
             ]
-        interrupted = run_cases(cases, run, save_to, quiet=as_json)
-    _report(run, save_to, exports, as_json=as_json, interrupted=interrupted)
+        interrupted = run_cases(cases, run, quiet=as_json)
+    saved = save_or_explain(run, save_to, interrupted)
+    _report(run, saved, exports, as_json=as_json, interrupted=interrupted)
 
 
 def _report(
-    run: dict[str, Any], save_to: Path, exports: Exports, *, as_json: bool, interrupted: bool
+    run: Run, saved: Path | None, exports: Exports, *, as_json: bool, interrupted: bool
 ) -> None:
     from batchsem.report.tabular import case_table
 
     err = stderr_console()
     if as_json:
-        click.echo(json.dumps(run, indent=1))
+        click.echo(json.dumps(run.to_json(), indent=1, allow_nan=False))
     else:
         out = console()
-        out.print(workload_tables(run["cases"]))
-        sweep = run["settings"].get("sweep")
+        out.print(workload_tables(run.cases, out.width))
+        sweep = run.settings.get("sweep")
         if sweep:
-            out.print(sweep_tables(run["cases"], sweep["name"]))
+            out.print(sweep_tables(run.cases, sweep["name"]))
         _warn_fifo(run, out)
-    err.print(Text(f"saved {save_to}", style="dim"))
-    for path in exports.write(lambda: case_table([(save_to.stem, run)])):
+    warning = noise_warning(run.cases)
+    if warning is not None:
+        err.print(warning)
+    err.print(Text(f"saved {saved}", style="dim"))
+    label = saved.stem if saved is not None else "run"
+    for path in exports.write(lambda: case_table([(label, run)])):
         err.print(Text(f"wrote {path}", style="dim"))
     if interrupted:
-        err.print("[yellow]interrupted: saved the cases that finished[/yellow]")
+        err.print(Text("interrupted: saved the cases that finished", style="yellow"))
         raise SystemExit(130)
-    if any(c["status"] == "failed" for c in run["cases"]):
-        err.print("[bold red]invariant violated in at least one case (see FAILED)[/bold red]")
+    if any(c.status == "failed" for c in run.cases):
+        err.print(Text("invariant violated in at least one case (see FAILED)", style="bold red"))
         raise SystemExit(1)
 
 
-def _warn_fifo(run: dict[str, Any], out: Any) -> None:
-    fifo = [
-        c for c in run["cases"]
-        if c["impl"] == "batchsem" and "fifo_order" in c.get("invariants", {})
-    ]
-    broken = [c for c in fifo if not c["invariants"]["fifo_order"]]
+def _warn_fifo(run: Run, out: Any) -> None:
+    fifo = [c for c in run.cases if c.impl == "batchsem" and "fifo_order" in c.invariants]
+    broken = [c for c in fifo if not c.invariants["fifo_order"]]
     if broken:
         for c in broken:
-            out.print(
-                f"[bold red]batchsem showed {c['summary']['fairness']['overtakes']} overtakes "
-                f"on {c['workload']}/{c['loop']}: FIFO order was violated[/bold red]"
-            )
+            overtakes = c.summary.fairness.overtakes if c.summary else "some"
+            out.print(Text(f"batchsem showed {overtakes} overtakes on {c.workload}/{c.loop}: "
+                           "FIFO order was violated", style="bold red"))
     elif fifo:
-        out.print(f"[green]batchsem: 0 overtakes in all {len(fifo)} single-loop cases "
-                  "(strict FIFO held)[/green]")
+        out.print(Text(f"batchsem: 0 overtakes in all {len(fifo)} single-loop cases "
+                       "(strict FIFO held)", style="green"))
 
 
 def _micro(
-    impl_opt: tuple[str, ...], loop_names: list[str], output: str | None, quick: bool
+    impl_opt: tuple[str, ...], loop_names: list[str], output: str | None, mode: str | None
 ) -> None:
     """Run the pyperf worker module in a subprocess (pyperf owns argv and spawns workers)."""
     for name in loop_names:
@@ -253,15 +292,13 @@ def _micro(
             loops.factory(name)
         except LoopUnavailable as exc:
             fail(str(exc))
-    save_to = output_path(output, "micro")
-    if save_to.exists():
-        save_to.unlink()
+    save_to = output_path(output, "micro").path
     cmd = [sys.executable, "-m", "batchsem.micro", "-o", str(save_to), "--loop",
            ",".join(loop_names)]
     if impl_opt:
         cmd += ["--impl", ",".join(split_list(impl_opt))]
-    if quick:
-        cmd.append("--fast")
+    if mode is not None:
+        cmd.append(mode)
     code = subprocess.call(cmd)
     if code != 0:
         raise SystemExit(code)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from batchsem.bench.schema import Run
 
 __all__ = ["UserError", "console", "fail", "split_list", "stderr_console"]
 
@@ -62,22 +68,71 @@ def parse_params(values: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def output_path(output: str | None, label: str) -> Path:
+@dataclass(frozen=True)
+class SaveTo:
+    """Where a run will be saved; ``unique``: a generated name that may get a ``-N`` suffix."""
+
+    path: Path
+    unique: bool
+
+
+def output_path(output: str | None, label: str) -> SaveTo:
     """Where a run is saved: ``--output`` (a file, or a directory for the default name).
 
-    Checked before anything is measured: a path that cannot be written exits 2
-    with one line, so no run is lost at the end.
+    Checked before anything is measured: a path that cannot be written, or a
+    file that exists (runs are never overwritten), exits 2 with one line.
     """
     from batchsem.bench.results import ResultError, check_writable, default_path
 
     if output is None:
-        path = default_path(label)
+        path, unique = default_path(label), True
     else:
-        path = Path(output)
+        path, unique = Path(output), False
         if path.is_dir() or output.endswith(("/", os.sep)):
-            path = default_path(label, path)
+            path, unique = default_path(label, path), True
     try:
-        check_writable(path)
+        check_writable(path, must_not_exist=not unique)
     except ResultError as exc:
         fail(str(exc))
-    return path
+    return SaveTo(path, unique)
+
+
+def save_run(run: Run, to: SaveTo) -> Path:
+    """Save ``run``; if that fails, save it to the fallback location and exit 2 saying where.
+
+    Never raises anything but :class:`UserError`.
+    """
+    from batchsem.bench.results import ResultError, fallback_path, save
+
+    try:
+        return save(run, to.path, unique=to.unique)
+    except ResultError as exc:
+        reason = str(exc)
+    try:
+        spare = save(run, fallback_path(to.path), unique=True)
+    except ResultError:
+        fail(f"{reason}; the run could not be saved anywhere")
+    fail(f"{reason}; the run was saved to {spare} instead")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM, so a terminated run is saved like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Interrupted` (a KeyboardInterrupt) instead of
+    killing the process, so the caller's Ctrl-C path saves what finished."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

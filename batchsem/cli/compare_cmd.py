@@ -11,11 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from batchsem.bench import results
-from batchsem.bench.compare import Cell, Comparison, compare_runs, compare_within
+from batchsem.bench.compare import Cell, Comparison, Row, compare_runs, compare_within
+from batchsem.bench.schema import Run, clean_text
+from batchsem.bench.verdict import parse_threshold
 
 from .common import console, fail, stderr_console
 from .exports import Exports, export_options
-from .render import fmt_rate, fmt_us
+from .render import Column, fitted_table, fmt_rate, fmt_us
 
 _STYLE = {"improved": "bold green", "regressed": "bold red", "no change": "dim"}
 _RATE_METRICS = {"throughput"}
@@ -54,44 +56,60 @@ def _cell_text(metric: str, cell: Cell) -> tuple[str, str]:
     if cell.verdict == "baseline":
         return value, ""
     change = "" if cell.change is None else f" ({cell.change:+.1%})"
-    verdict = cell.verdict
+    verdict: str = cell.verdict
     if verdict in ("improved", "regressed") and not cell.tested:
-        verdict += "?"  # past the threshold, but too few repeats to test it
+        verdict += "?"  # past the threshold, but too few samples to test it
     p = cell.p_value if cell.p_adjusted is None else cell.p_adjusted
     if p is not None and verdict != "n/a":
         verdict += f" p={p:.2g}"
+    if cell.verdict == "no change" and cell.detectable is not None:
+        verdict += f" (MDE {cell.detectable:.0%})"
     return value + change, verdict
 
 
-def _table(cmp: Comparison) -> Table:
-    table = Table(header_style="bold")
-    table.add_column("case")
-    table.add_column("metric")
+def _visible(cmp: Comparison, changed: bool) -> list[Row]:
+    if not changed:
+        return cmp.rows
+    return [r for r in cmp.rows if any(c.verdict in ("improved", "regressed") for c in r.cells)]
+
+
+def _table(cmp: Comparison, rows: list[Row], width: int) -> Table:
+    columns = [Column("case", wrap=True), Column("metric")]
     for i, label in enumerate(cmp.labels):
-        table.add_column(label + (" (baseline)" if i == 0 else ""), justify="right")
+        columns.append(Column(label + (" (baseline)" if i == 0 else ""), "right",
+                              keep=1 if i == 0 and len(cmp.labels) > 2 else 0, wrap=True))
         if i:
-            table.add_column("verdict")
+            columns.append(Column("verdict", wrap=True))
+    out: list[list[Any]] = []
+    sections: set[int] = set()
     last = None
-    for row in cmp.rows:
-        cells: list[Any] = [row.case if row.case != last else "", row.metric]
+    for k, row in enumerate(rows):
+        name = row.metric + ("" if row.primary else " ·")
+        cells: list[Any] = [Text(row.case if row.case != last else ""), name]
         last = row.case
         for i, cell in enumerate(row.cells):
             value, verdict = _cell_text(row.metric, cell)
             cells.append(value)
             if i:
                 cells.append(Text(verdict, style=_STYLE.get(cell.verdict, "")))
-        table.add_row(*cells, end_section=row.metric == "overtakes")
-    return table
+        out.append(cells)
+        if k + 1 < len(rows) and rows[k + 1].case != row.case:
+            sections.add(k)
+    return fitted_table(columns, out, width, sections=sections,
+                        caption="· informational (does not gate; Benjamini-Hochberg)")
 
 
-def _markdown(cmp: Comparison) -> str:
+def _markdown(cmp: Comparison, rows: list[Row]) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
     head = ["case", "metric"]
     for i, label in enumerate(cmp.labels):
         head.append(f"{label} (baseline)" if i == 0 else label)
         if i:
             head.append("verdict")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in cmp.rows:
+    lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+    for row in rows:
         cells = [row.case, row.metric]
         for i, cell in enumerate(row.cells):
             value, verdict = _cell_text(row.metric, cell)
@@ -99,62 +117,88 @@ def _markdown(cmp: Comparison) -> str:
             if i:
                 cells.append(f"**{verdict}**" if cell.verdict in ("improved", "regressed")
                              else verdict)
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(map(esc, cells)) + " |")
     return "\n".join(lines)
 
 
-def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: bool) -> None:
+def _pyperf(files: list[Path], threshold: float, fmt: str, fail_on_regression: bool,
+            changed: bool) -> None:
     from batchsem.bench.pyperf_compare import compare_pyperf
 
     try:
         rows = compare_pyperf(files[0], files[1:], threshold)
     except ValueError as exc:
         fail(str(exc))
+    if changed:
+        rows = [r for r in rows if r["verdict"] != "no change"]
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(rows, indent=1, allow_nan=False))
     else:
-        table = Table(header_style="bold")
-        for col in ("benchmark", "baseline", "new", "change", "verdict"):
-            table.add_column(col)
+        out = console()
+        table_rows: list[list[Any]] = []
         for r in rows:
             change = "" if r.get("change") is None else f"{r['change']:+.1%}"
             base = "-" if r.get("base_mean") is None else f"{r['base_mean'] * 1e9:.1f} ns"
             new = "-" if r.get("new_mean") is None else f"{r['new_mean'] * 1e9:.1f} ns"
-            # Text(): names like "async-with[batchsem,uvloop]" are not rich markup.
-            table.add_row(Text(r["name"]), base, new, change, r["verdict"])
-        console().print(table)
+            verdict = r["verdict"]
+            if verdict in ("faster", "slower") and r["p_value"] is None:
+                verdict += "?"
+            if verdict == "no change" and r.get("detectable") is not None:
+                verdict += f" (MDE {r['detectable']:.0%})"
+            table_rows.append([Text(r["name"]), base, new, change, Text(verdict)])
+        columns = [Column("benchmark", wrap=True), Column("baseline", "right", keep=1),
+                   Column("new", "right", keep=2), Column("change", "right"),
+                   Column("verdict", wrap=True)]
+        out.print(fitted_table(columns, table_rows, out.width))
     if fail_on_regression and any(r["verdict"] == "slower" for r in rows):
         raise SystemExit(1)
 
 
+_ENV_KEYS = ("python", "implementation", "python_build", "platform", "cpu_model", "cpu_count",
+             "governor", "batchsem", "uvloop", "gil_enabled")
+
+
+def environment_differences(labels: list[str], runs: list[Run]) -> list[str]:
+    """One line per environment fact that differs between the baseline and another run."""
+    out = []
+    base = runs[0].environment
+    for label, run in zip(labels[1:], runs[1:], strict=True):
+        for key in _ENV_KEYS:
+            a, b = getattr(base, key), getattr(run.environment, key)
+            if a is not None and b is not None and a != b:
+                out.append(f"{key} differs: {a} ({labels[0]}) vs {b} ({label})")
+    return out
+
+
 @click.command()
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--threshold", type=float, default=0.05, show_default=True,
-              help="smallest relative change that counts")
+@click.option("--threshold", "threshold_text", default="5%", show_default=True,
+              help="smallest relative change that counts: 5% or 0.05")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
               default="table", show_default=True)
 @click.option("--by", type=click.Choice(["impl", "loop"]), default=None,
               help="compare the cases of ONE run against each other")
-@click.option("--fail-on-regression", is_flag=True, help="exit 1 if any regression is found")
+@click.option("--changed", is_flag=True, help="only the rows with a verdict (improved/regressed)")
+@click.option("--fail-on-regression", is_flag=True,
+              help="exit 1 if a primary metric (throughput, p99) regressed")
 @export_options
 def compare(
-    runs: tuple[str, ...],
-    threshold: float,
-    fmt: str,
-    by: str | None,
-    fail_on_regression: bool,
-    export_csv: str | None,
-    export_markdown: str | None,
+    runs: tuple[str, ...], threshold_text: str, fmt: str, by: str | None, changed: bool,
+    fail_on_regression: bool, export_csv: str | None, export_markdown: str | None,
 ) -> None:
     """Compare RUNS (result files or directories; the first is the baseline).
 
-    A change counts only if it is outside --threshold and statistically real
-    given the repeats: Welch's t-test, p < 0.05 after Holm's adjustment over
-    every test of the comparison (the p shown is the adjusted one). '?' marks
-    a change that could not be tested (a single repeat).
+    A change counts only if it is beyond --threshold and statistically real.
+    Throughput and p99 gate (--fail-on-regression): Welch's t-test on 10 time
+    windows per repeat, Holm-adjusted. The other metrics are informational
+    (per-repeat values, Benjamini-Hochberg). The p shown is the adjusted one;
+    "MDE" is the smallest change the data could have detected; '?' marks a
+    change that could not be tested. See docs/methodology.md.
     """
-    if not threshold >= 0:  # also rejects nan, which would make every verdict meaningless
-        fail(f"--threshold must be >= 0, got {threshold}")
+    try:
+        threshold = parse_threshold(threshold_text)
+    except ValueError as exc:
+        fail(str(exc))
     files = _expand(runs)
     exports = Exports(export_csv, export_markdown)
     from batchsem.bench.pyperf_compare import is_pyperf_file
@@ -167,39 +211,54 @@ def compare(
             fail("compare needs a baseline and at least one other pyperf file")
         if exports.csv or exports.markdown:
             fail("--export-csv/--export-markdown apply to batchsem result files, not pyperf's")
-        _pyperf(files, threshold, fmt, fail_on_regression)
+        _pyperf(files, threshold, fmt, fail_on_regression, changed)
         return
     try:
         loaded = [results.load(f) for f in files]
     except results.ResultError as exc:
         fail(str(exc))
-    labels = [f.stem for f in files]
+    labels = [clean_text(f.stem) for f in files]
     try:
         if by is not None:
             if len(loaded) != 1:
                 fail("--by compares the cases of one run: give exactly one file")
             cmp = compare_within(loaded[0], by, threshold)
+            differences: list[str] = []
         else:
             if len(loaded) < 2:
                 fail("compare needs a baseline and at least one other run (or --by impl|loop)")
             cmp = compare_runs(labels, loaded, threshold)
+            differences = environment_differences(labels, loaded)
     except ValueError as exc:
         fail(str(exc))
+    rows = _visible(cmp, changed)
+    err = stderr_console()
+    for line in differences:
+        err.print(Text(f"warning: {line}: the runs come from different environments",
+                       style="yellow"))
     if fmt == "json":
-        click.echo(json.dumps(cmp.as_json(), indent=1))
+        doc = cmp.as_json()
+        if changed:
+            doc["rows"] = [r for r in doc["rows"]
+                           if any(c["verdict"] in ("improved", "regressed") for c in r["cells"])]
+        doc["environment_differences"] = differences
+        click.echo(json.dumps(doc, indent=1, allow_nan=False))
     elif fmt == "markdown":
-        click.echo(_markdown(cmp))
+        click.echo(_markdown(cmp, rows))
         for run, case in cmp.unmatched:
             click.echo(f"\n- only in {run}: {case}")
     else:
         out = console()
-        out.print(_table(cmp))
+        out.print(_table(cmp, rows, out.width))
         for run, case in cmp.unmatched:
-            out.print(f"[yellow]only in {run}:[/yellow] {case}")
-        out.print(
+            only = Text("only in ", style="yellow")
+            only.append(f"{run}: {case}")
+            out.print(only)
+        out.print(Text(
             f"{cmp.regressions} regressed, {cmp.improvements} improved "
-            f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} tests)"
-        )
+            f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} tests "
+            "of throughput and p99)"
+        ))
     from batchsem.report.tabular import comparison_table
 
     for path in exports.write(lambda: comparison_table(cmp)):

@@ -22,14 +22,14 @@ HINT = "batchsem report needs matplotlib: pip install 'batchsem[report]'"
               help="the HTML file to write")
 @click.option("--png", "png_dir", default=None, metavar="DIR",
               help="also write the key figures (percentiles, sweeps) as PNG files into DIR")
-@click.option("--threshold", type=float, default=0.05, show_default=True,
+@click.option("--threshold", "threshold_text", default="5%", show_default=True,
               help="several runs: smallest relative change that counts (as in compare)")
 @export_options
 def report(
     runs: tuple[str, ...],
     output: str,
     png_dir: str | None,
-    threshold: float,
+    threshold_text: str,
     export_csv: str | None,
     export_markdown: str | None,
 ) -> None:
@@ -41,12 +41,15 @@ def report(
     except ImportError:
         fail(HINT)
     from batchsem.bench.compare import compare_runs
+    from batchsem.bench.verdict import parse_threshold
     from batchsem.report.figures import write_pngs
     from batchsem.report.html import build_report
     from batchsem.report.tabular import case_table
 
-    if not threshold >= 0:
-        fail(f"--threshold must be >= 0, got {threshold}")
+    try:
+        threshold = parse_threshold(threshold_text)
+    except ValueError as exc:
+        fail(str(exc))
     files = _expand(runs)
     try:
         loaded = [(f.stem, results.load(f)) for f in files]

@@ -10,7 +10,14 @@ from batchsem.bench import results
 from batchsem.bench.latency import LatencyRecorder
 
 from .common import console, fail
-from .render import environment_table, histogram_panel, workload_tables
+from .render import (
+    environment_table,
+    histogram_panel,
+    noise_warning,
+    starve_findings,
+    starve_table,
+    workload_tables,
+)
 
 
 @click.command()
@@ -25,19 +32,27 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
     except results.ResultError as exc:
         fail(str(exc))
     out = console()
-    out.print(environment_table(data))
-    out.print(workload_tables(data["cases"]))
-    if no_histograms:
-        return
-    for case in data["cases"]:
-        hist = case.get("histogram") or {}
-        encoded = hist.get("total")
+    # Decode every histogram before printing anything: a corrupt one is one line, exit 2.
+    panels = []
+    for case in data.cases if not no_histograms else []:
+        encoded = case.histogram.total if case.histogram else None
         if not encoded:
             continue
         try:
             latency = LatencyRecorder.decode(encoded)
+            buckets_ = latency.buckets_log(buckets)
         except Exception:
-            fail(f"{run}: case {case['workload']}/{case['impl']}/{case['loop']}: "
-                 "corrupt histogram")
-        title = f"{case['workload']} · {case['impl']} · {case['loop']}: wait latency"
-        out.print(histogram_panel(title, latency.buckets_log(buckets)))
+            fail(f"{run}: case {case.workload}/{case.impl}/{case.loop}: corrupt histogram")
+        title = f"{case.workload} · {case.impl} · {case.loop}: wait latency"
+        panels.append(histogram_panel(title, buckets_))
+    out.print(environment_table(data))
+    if data.kind == "starve-test":
+        out.print(starve_table(data.cases, out.width))
+        for line in starve_findings(data.cases):
+            out.print(line)
+    out.print(workload_tables(data.cases, out.width))
+    warning = noise_warning(data.cases) if data.kind == "bench" else None
+    if warning is not None:
+        out.print(warning)
+    for panel in panels:
+        out.print(panel)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
-from typing import Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from batchsem.bench import engine, loops, results
 from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
+from batchsem.bench.schema import Case, StarveVerdict
 from batchsem.workloads import ParamError
 
-from .bench_cmd import run_cases
+from .bench_cmd import run_cases, save_or_explain
 from .common import console, fail, output_path, split_list, stderr_console
-from .render import fmt_us
+from .render import starve_findings, starve_table
 
 # A FIFO semaphore makes the large request wait for at most the requests queued
 # ahead of it (< N + K of them), each held for about `hold` plus one scheduling
@@ -35,30 +35,34 @@ def default_deadline(small_tasks: int, batch: int, hold: float) -> float:
     return max(MIN_DEADLINE, 50 * (small_tasks + batch) * (hold + ROUND_S))
 
 
-def verdict(case: dict[str, Any], deadline: float) -> dict[str, Any]:
-    """Starved = the large request was not served within ``deadline``, or made no progress."""
-    large = case["summary"]["classes"]["large"]
-    fair = large["fairness"]
-    longest_s = large["longest_wait_in_window_us"] / 1e6
+def verdict(case: Case, deadline: float) -> StarveVerdict | None:
+    """Starved = the large request was not served within ``deadline``, or made no progress.
+
+    None when the case has nothing to judge (not run, or no ``large`` class).
+    """
+    if case.summary is None or not {"large", "small"} <= case.summary.classes.keys():
+        return None
+    large = case.summary.classes["large"]
+    longest_s = large.longest_wait_in_window_us / 1e6
     reasons = []
-    if large["completed_in_window"] == 0:
+    if large.completed_in_window == 0:
         reasons.append("no large request was served during the run")
     if longest_s > deadline:
         reasons.append(f"a large request waited {longest_s:.3f} s > deadline {deadline:.3f} s")
-    lat = large.get("latency_us") or {}
-    return {
-        "starved": bool(reasons),
-        "reasons": reasons,
-        "deadline_s": deadline,
-        "large_completed": large["completed_in_window"],
-        "small_completed": case["summary"]["classes"]["small"]["completed_in_window"],
-        "longest_wait_s": longest_s,
-        "wait_p50_us": lat.get("p50"),
-        "wait_p99_us": lat.get("p99"),
-        "wait_max_us": lat.get("max"),
-        "max_overtakes": fair["max_overtakes"],
-        "overtakes": fair["overtakes"],
-    }
+    lat = large.latency_us
+    return StarveVerdict(
+        starved=bool(reasons),
+        reasons=reasons,
+        deadline_s=deadline,
+        large_completed=large.completed_in_window,
+        small_completed=case.summary.classes["small"].completed_in_window,
+        longest_wait_s=longest_s,
+        wait_p50_us=None if lat is None else lat.p50,
+        wait_p99_us=None if lat is None else lat.p99,
+        wait_max_us=None if lat is None else lat.max,
+        max_overtakes=large.fairness.max_overtakes,
+        overtakes=large.fairness.overtakes,
+    )
 
 
 @click.command("starve-test")
@@ -136,64 +140,29 @@ def starve_test(
                 "small_tasks": small_tasks, "hold": hold, "duration_s": run_for,
                 "deadline_s": bound, "deadline_derived": deadline is None, "seed": seed}
     run = results.new_run("starve-test", ["batchsem", *sys.argv[1:]], settings)
-    interrupted = run_cases(cases, run, save_to, quiet=as_json)
-    for case in run["cases"]:
-        if case["status"] != "unsupported" and case.get("summary"):
-            case["verdict"] = verdict(case, bound)
-    results.save(run, save_to)
+    interrupted = run_cases(cases, run, quiet=as_json)
+    run.cases = [dataclasses.replace(c, verdict=verdict(c, bound)) for c in run.cases]
+    saved = save_or_explain(run, save_to, interrupted)
 
     err = stderr_console()
     if as_json:
-        click.echo(json.dumps(run, indent=1))
+        click.echo(json.dumps(run.to_json(), indent=1, allow_nan=False))
     else:
         out = console()
         how = "derived: max(0.25 s, 50 x (N + K) x (hold + 20 µs))" if deadline is None else "given"
-        out.print(
+        out.print(Text(
             f"starvation: N={small_tasks} one-permit tasks saturate P={permits} permits; "
             f"one task repeatedly asks for K={k}; hold={hold} s; {run_for:.2f} s per case\n"
             f"deadline for the large request: {bound:.3f} s ({how})"
-        )
-        out.print(_table(run["cases"]))
-        for case in run["cases"]:
-            v = case.get("verdict")
-            if v and v["starved"]:
-                out.print(
-                    f"[bold red]{case['impl']} on {case['loop']} STARVES large requests:"
-                    "[/bold red] "
-                    + "; ".join(v["reasons"])
-                )
-    err.print(Text(f"saved {save_to}", style="dim"))
+        ))
+        out.print(starve_table(run.cases, out.width))
+        for line in starve_findings(run.cases):
+            out.print(line)
+    err.print(Text(f"saved {saved}", style="dim"))
     if interrupted:
         raise SystemExit(130)
-    failed = [c for c in run["cases"] if c["status"] == "failed"]
-    starved = [c for c in run["cases"] if c.get("verdict", {}).get("starved")]
+    failed = [c for c in run.cases if c.status == "failed"]
+    starved = [c for c in run.cases if c.verdict and c.verdict.starved]
     if failed and not as_json:
-        err.print("[bold red]invariant violated (see the bench tables)[/bold red]")
+        err.print(Text("invariant violated (see the bench tables)", style="bold red"))
     raise SystemExit(1 if starved or failed else 0)
-
-
-def _table(cases: list[dict[str, Any]]) -> Table:
-    table = Table(header_style="bold")
-    for col, justify in (("impl", "left"), ("loop", "left"), ("verdict", "left"),
-                         ("large done", "right"), ("small done", "right"),
-                         ("wait p50", "right"), ("p99", "right"), ("longest", "right"),
-                         ("max overtaken", "right")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for case in cases:
-        v = case.get("verdict")
-        if v is None:
-            table.add_row(case["impl"], case["loop"], Text(case["status"], style="dim"))
-            continue
-        word = Text("STARVES", style="bold red") if v["starved"] else Text("ok", style="green")
-        table.add_row(
-            case["impl"],
-            case["loop"],
-            word,
-            str(v["large_completed"]),
-            str(v["small_completed"]),
-            fmt_us(v["wait_p50_us"]),
-            fmt_us(v["wait_p99_us"]),
-            fmt_us(v["longest_wait_s"] * 1e6),
-            str(v["max_overtakes"]),
-        )
-    return table

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -21,8 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from batchsem.bench.latency import LatencyRecorder
+from batchsem.bench.schema import Case, Fairness
 from batchsem.cli.render import fmt_rate, fmt_us
-from batchsem.report.tabular import case_label, varying_params
+from batchsem.report.tabular import SweepPoint, case_label, varying_params
 
 __all__ = [
     "Plot",
@@ -160,18 +160,26 @@ def percentile_plot(name: str, title: str, series: Sequence[Series]) -> Plot:
     return plot
 
 
-def _series_style(cases: Sequence[dict[str, Any]]) -> dict[str, str]:
-    loops = list(dict.fromkeys(c["loop"] for c in cases))
+def _series_style(cases: Sequence[Case]) -> dict[str, str]:
+    loops = list(dict.fromkeys(c.loop for c in cases))
     return {loop: _dash(i) for i, loop in enumerate(loops)}
 
 
-def workload_percentile_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+def _total(case: Case) -> str | None:
+    return None if case.histogram is None else case.histogram.total
+
+
+def _classes(case: Case) -> dict[str, str]:
+    return {} if case.histogram is None else case.histogram.classes
+
+
+def workload_percentile_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
     """The latency percentile plot of one workload: a line per impl × loop."""
     styles = _series_style(cases)
     series = [
         s for c in cases
-        if (s := series_of(f"{c['impl']} · {c['loop']}", c["impl"], styles[c["loop"]],
-                           (c.get("histogram") or {}).get("total"))) is not None
+        if (s := series_of(f"{c.impl} · {c.loop}", c.impl, styles[c.loop], _total(c)))
+        is not None
     ]
     if not series:
         return None
@@ -179,26 +187,26 @@ def workload_percentile_plot(workload: str, cases: Sequence[dict[str, Any]]) -> 
 
 
 def sweep_percentile_plots(
-    workload: str, cases: Sequence[dict[str, Any]], name: str
+    workload: str, cases: Sequence[Case], name: str
 ) -> list[Plot]:
     """A sweep's latency percentiles: a plot per impl × loop, a line per swept value
     (colour from dark = smallest to light = largest).
     """
     from matplotlib import colormaps
 
-    values = sorted({c["params"].get(name) for c in cases}, key=lambda v: (str(type(v)), v))
+    values = sorted({repr(c.params.get(name)) for c in cases},
+                    key=lambda v: (not _is_number(v), float(v) if _is_number(v) else 0.0, v))
     ramp = colormaps["viridis"]
     plots = []
-    for impl, loop in dict.fromkeys((c["impl"], c["loop"]) for c in cases):
+    for impl, loop in dict.fromkeys((c.impl, c.loop) for c in cases):
         series = []
         for c in cases:
-            if (c["impl"], c["loop"]) != (impl, loop):
+            if (c.impl, c.loop) != (impl, loop):
                 continue
-            value = c["params"].get(name)
-            shade = ramp(0.9 * values.index(value) / max(1, len(values) - 1))
+            value = c.params.get(name)
+            shade = ramp(0.9 * values.index(repr(value)) / max(1, len(values) - 1))
             hexed = "#{:02x}{:02x}{:02x}".format(*(round(255 * x) for x in shade[:3]))
-            s = series_of(f"{name}={value}", impl, "-",
-                          (c.get("histogram") or {}).get("total"), hexed)
+            s = series_of(f"{name}={value}", impl, "-", _total(c), hexed)
             if s is not None:
                 series.append(s)
         if series:
@@ -208,17 +216,24 @@ def sweep_percentile_plots(
     return plots
 
 
-def class_percentile_plots(workload: str, cases: Sequence[dict[str, Any]]) -> list[Plot]:
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def class_percentile_plots(workload: str, cases: Sequence[Case]) -> list[Plot]:
     """Per loop, the latency percentiles of every request class (line style) per impl."""
     plots = []
-    for loop in dict.fromkeys(c["loop"] for c in cases):
+    for loop in dict.fromkeys(c.loop for c in cases):
         series: list[Series] = []
         for c in cases:
-            if c["loop"] != loop:
+            if c.loop != loop:
                 continue
-            classes = (c.get("histogram") or {}).get("classes") or {}
-            for i, (name, blob) in enumerate(classes.items()):
-                s = series_of(f"{c['impl']} · {name}", c["impl"], _dash(i), blob)
+            for i, (name, blob) in enumerate(_classes(c).items()):
+                s = series_of(f"{c.impl} · {name}", c.impl, _dash(i), blob)
                 if s is not None:
                     series.append(s)
         if series:
@@ -229,19 +244,18 @@ def class_percentile_plots(workload: str, cases: Sequence[dict[str, Any]]) -> li
 
 
 def overlay_plots(
-    workload: str, runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+    workload: str, runs: Sequence[tuple[str, Sequence[Case]]]
 ) -> list[Plot]:
     """Baseline against the other runs, per loop: a line per impl (colour) × run (style)."""
-    loops = list(dict.fromkeys(c["loop"] for _, cases in runs for c in cases))
+    loops = list(dict.fromkeys(c.loop for _, cases in runs for c in cases))
     plots = []
     for loop in loops:
         series = [
             s
             for i, (label, cases) in enumerate(runs)
             for c in cases
-            if c["loop"] == loop
-            and (s := series_of(f"{c['impl']} · {label}", c["impl"], _dash(i),
-                                (c.get("histogram") or {}).get("total"))) is not None
+            if c.loop == loop
+            and (s := series_of(f"{c.impl} · {label}", c.impl, _dash(i), _total(c))) is not None
         ]
         if series:
             plots.append(percentile_plot(
@@ -252,27 +266,26 @@ def overlay_plots(
 
 # -- throughput, fairness, sweeps -------------------------------------------
 
-def throughput_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+def throughput_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
     """Mean throughput per impl × loop as bars, whiskers = 95% confidence interval."""
-    ran = [c for c in cases if c.get("summary")]
+    ran = [c for c in cases if c.summary is not None]
     if not ran:
         return None
     fig = _figure(0.45 + 0.32 * len(ran))
     ax = fig.add_subplot()
     plot = Plot(f"{workload}-throughput", f"{workload}: throughput", fig)
-    unit = ran[0].get("unit", "acq/s")
+    unit = ran[0].unit
     varying = varying_params(ran)
     labels = [case_label(c, varying) for c in ran]
     for y, (label, c) in enumerate(zip(labels, ran, strict=True)):
-        t = c["summary"]["throughput_ops"]
-        bars = ax.barh([y], [t["mean"]], xerr=[[t["ci95"]], [t["ci95"]]],
-                       color=colour(c["impl"]), alpha=0.85, capsize=3, height=0.7,
-                       hatch="//" if c["loop"] != ran[0]["loop"] else None,
+        assert c.summary is not None
+        t = c.summary.throughput_ops
+        bars = ax.barh([y], [t.mean], xerr=[[t.ci95], [t.ci95]],
+                       color=colour(c.impl), alpha=0.85, capsize=3, height=0.7,
+                       hatch="//" if c.loop != ran[0].loop else None,
                        error_kw={"elinewidth": 1.2})
-        n = int(t.get("n") or len(c.get("repeats", [])))
-        plot.tips.append((bars.patches[0],
-                          f"{label}: {fmt_rate(t['mean'])} {unit} ± {fmt_rate(t['ci95'])} "
-                          f"(95% CI, {n} repeats)"))
+        interval = f"± {fmt_rate(t.ci95)} (95% CI, {t.n} repeats)" if t.n > 1 else "(1 repeat)"
+        plot.tips.append((bars.patches[0], f"{label}: {fmt_rate(t.mean)} {unit} {interval}"))
     ax.set_yticks(range(len(ran)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(left=0)  # a whisker may reach below zero with few, noisy repeats
@@ -283,42 +296,41 @@ def throughput_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | No
     return plot
 
 
-def fairness_plot(workload: str, cases: Sequence[dict[str, Any]]) -> Plot | None:
+def fairness_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
     """Two panels per impl × loop (and class): work per task as Jain's index, and overtakes."""
-    rows: list[tuple[str, str, dict[str, Any]]] = []
+    rows: list[tuple[str, str, Fairness]] = []
     varying = varying_params(cases)
     for c in cases:
-        s = c.get("summary")
-        if not s:
+        s = c.summary
+        if s is None:
             continue
-        classes = s.get("classes") or {}
         label = case_label(c, varying)
-        if len(classes) > 1:
-            rows += [(f"{label} · {n}", c["impl"], cs["fairness"]) for n, cs in classes.items()]
+        if len(s.classes) > 1:
+            rows += [(f"{label} · {n}", c.impl, cs.fairness) for n, cs in s.classes.items()]
         else:
-            rows.append((label, c["impl"], s["fairness"]))
+            rows.append((label, c.impl, s.fairness))
     if not rows:
         return None
     fig = _figure(0.6 + 0.3 * len(rows))
     jain_ax, over_ax = fig.subplots(1, 2, sharey=True)
     plot = Plot(f"{workload}-fairness", f"{workload}: fairness", fig)
     for y, (label, impl, fair) in enumerate(rows):
-        jain = fair.get("jain")
+        jain = fair.jain
         if jain is not None:
             bars = jain_ax.barh([y], [jain], color=colour(impl), alpha=0.85, height=0.7)
             plot.tips.append((bars.patches[0], f"{label}: Jain's index {jain:.4f} "
                               f"(1 = every task did the same work)"))
-        over = fair.get("overtakes") or 0
+        over = fair.overtakes
         bars = over_ax.barh([y], [over], color=colour(impl), alpha=0.85, height=0.7)
         plot.tips.append((bars.patches[0], f"{label}: {over} overtakes "
-                          f"(max {fair.get('max_overtakes', 0)} past one request), "
-                          f"{fair.get('starved_tasks') or 0} starved tasks"))
+                          f"(max {fair.max_overtakes} past one request), "
+                          f"{fair.starved_tasks} starved tasks"))
     jain_ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     jain_ax.invert_yaxis()
-    low = min((r[2].get("jain") or 1.0) for r in rows)
+    low = min(1.0 if r[2].jain is None else r[2].jain for r in rows)
     jain_ax.set_xlim(min(0.9, low - 0.02), 1.0)
     jain_ax.set_xlabel("work per task: Jain's index (1 = equal)")
-    if any(r[2].get("overtakes") for r in rows):
+    if any(r[2].overtakes for r in rows):
         over_ax.set_xscale("symlog", linthresh=1)
         over_ax.set_xlim(left=0)
     else:
@@ -339,7 +351,7 @@ def _geometric(values: Iterable[float]) -> bool:
 def sweep_plot(
     workload: str,
     name: str,
-    curves: dict[str, list[tuple[float, float, float, float | None]]],
+    curves: dict[str, list[SweepPoint]],
     unit: str,
 ) -> Plot:
     """The scalability curve: throughput (whiskers: 95% CI) and p99 against the swept value."""
@@ -351,10 +363,10 @@ def sweep_plot(
     for series, points in curves.items():
         impl, _, loop = series.partition(" · ")
         style = _dash(loops.index(loop))
-        xs = [p[0] for p in points]
-        tput_ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points],
+        xs = [p.value for p in points]
+        tput_ax.errorbar(xs, [p.throughput for p in points], yerr=[p.ci95 for p in points],
                          fmt=style, color=colour(impl), label=series, capsize=2, linewidth=1.5)
-        lat = [(p[0], p[3]) for p in points if p[3] is not None]
+        lat = [(p.value, p.p99_us) for p in points if p.p99_us is not None]
         p99_ax.plot([x for x, _ in lat], [v for _, v in lat], style, color=colour(impl),
                     linewidth=1.5)
         for x, t, ci, p99 in points:
@@ -364,7 +376,7 @@ def sweep_plot(
             if p99 is not None:
                 (dot,) = p99_ax.plot([x], [p99], "o", color=colour(impl), markersize=3.5)
                 plot.tips.append((dot, f"{series}, {name}={x:g}: p99 = {fmt_us(p99)}"))
-    xs_all = [p[0] for points in curves.values() for p in points]
+    xs_all = [p.value for points in curves.values() for p in points]
     for ax in (tput_ax, p99_ax):
         if _geometric(xs_all):
             ax.set_xscale("log", base=2)

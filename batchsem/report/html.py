@@ -14,12 +14,14 @@ verdicts and baseline-against-run overlays of the percentile plots.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchsem.bench.compare import Comparison
+from batchsem.bench.schema import Case, Run
 from batchsem.cli.render import fmt_us
 
 from . import figures
@@ -106,35 +108,36 @@ class _Page:
         self.parts.append(f'<figure class="plot" data-plot="{_esc(plot.name)}">{svg}{cap}</figure>')
 
 
-def _environment(page: _Page, run: dict[str, Any]) -> None:
-    env = run.get("environment") or {}
-    rows = [("created", run.get("created")), ("kind", run.get("kind")),
-            ("command", " ".join(map(str, run.get("command") or [])))]
-    rows += [(k, v) for k, v in env.items()]
-    if run.get("interrupted"):
+def _environment(page: _Page, run: Run) -> None:
+    rows: list[tuple[str, Any]] = [("created", run.created), ("kind", run.kind),
+                                   ("command", " ".join(run.command))]
+    for f in dataclasses.fields(run.environment):
+        value = getattr(run.environment, f.name)
+        if value is not None and value != "":
+            rows.append((f.name, " ".join(map(str, value)) if isinstance(value, list) else value))
+    if run.interrupted:
         rows.append(("note", "interrupted: only the cases that finished"))
     cells = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in rows)
     page.parts.append(f'<table class="env">{cells}</table>')
 
 
-def _verdicts(page: _Page, run: dict[str, Any]) -> None:
-    judged = [c for c in run["cases"] if c.get("verdict")]
+def _verdicts(page: _Page, run: Run) -> None:
+    judged = [(c, c.verdict) for c in run.cases if c.verdict is not None]
     if not judged:
         return
     page.heading(3, "starve-test verdicts")
     rows = []
-    for c in judged:
-        v = c["verdict"]
-        word = "STARVED" if v["starved"] else "ok"
-        reasons = "; ".join(v.get("reasons") or []) or "served within the deadline"
+    for c, v in judged:
+        word = "STARVES" if v.starved else "ok"
+        reasons = "; ".join(v.reasons) or "served within the deadline"
         rows.append(
-            f"<tr><td>{_esc(c['impl'])}</td><td>{_esc(c['loop'])}</td>"
-            f'<td class="{"starved" if v["starved"] else "ok"}">{word}</td>'
-            f"<td>{_esc(reasons)}</td><td class='n'>{_esc(v.get('large_completed'))}</td>"
-            f"<td class='n'>{_esc(fmt_us(1e6 * v.get('longest_wait_s', 0.0)))}</td>"
-            f"<td class='n'>{_esc(v.get('max_overtakes'))}</td></tr>"
+            f"<tr><td>{_esc(c.impl)}</td><td>{_esc(c.loop)}</td>"
+            f'<td class="{"starved" if v.starved else "ok"}">{word}</td>'
+            f"<td>{_esc(reasons)}</td><td class='n'>{v.large_completed}</td>"
+            f"<td class='n'>{_esc(fmt_us(1e6 * v.longest_wait_s))}</td>"
+            f"<td class='n'>{v.max_overtakes}</td></tr>"
         )
-    deadline = judged[0]["verdict"].get("deadline_s")
+    deadline = judged[0][1].deadline_s
     page.parts.append(
         f"<p>A large request must be served within {_esc(deadline)} s.</p>"
         "<table><thead><tr><th>impl</th><th>loop</th><th>verdict</th><th>why</th>"
@@ -143,20 +146,20 @@ def _verdicts(page: _Page, run: dict[str, Any]) -> None:
     )
 
 
-def _run_section(page: _Page, label: str, run: dict[str, Any]) -> None:
-    page.heading(2, f"{label}: {run.get('kind', 'run')} of {run.get('created', '?')}")
+def _run_section(page: _Page, label: str, run: Run) -> None:
+    page.heading(2, f"{label}: {run.kind} of {run.created}")
     _environment(page, run)
     _verdicts(page, run)
-    by_workload: dict[str, list[dict[str, Any]]] = {}
-    for case in run["cases"]:
-        by_workload.setdefault(case["workload"], []).append(case)
-    sweep = (run.get("settings") or {}).get("sweep")
+    by_workload: dict[str, list[Case]] = {}
+    for case in run.cases:
+        by_workload.setdefault(case.workload, []).append(case)
+    sweep = run.settings.get("sweep")
     for workload, cases in by_workload.items():
         page.heading(3, workload)
-        page.parts.append(_table_html(case_table([(label, {"cases": cases})]),
+        page.parts.append(_table_html(case_table([(label, dataclasses.replace(run, cases=cases))]),
                                       {"ok": "ok", "failed": "failed"}))
         if sweep:
-            unit = str(next((c["unit"] for c in cases if c.get("unit")), "acq/s"))
+            unit = cases[0].unit
             for name, curves in sweep_points(cases, sweep["name"]).items():
                 page.figure(figures.sweep_plot(name, sweep["name"], curves, unit),
                             f"Each point is one case; lines join the values of "
@@ -171,7 +174,7 @@ def _run_section(page: _Page, label: str, run: dict[str, Any]) -> None:
                 page.figure(plot, nines)
         else:
             page.figure(figures.workload_percentile_plot(workload, cases), nines)
-        multi_class = any(len((c.get("histogram") or {}).get("classes") or {}) > 1
+        multi_class = any(c.histogram is not None and len(c.histogram.classes) > 1
                           for c in cases)
         if multi_class:
             for plot in figures.class_percentile_plots(workload, cases):
@@ -182,28 +185,31 @@ def _run_section(page: _Page, label: str, run: dict[str, Any]) -> None:
 
 
 def _comparison_section(
-    page: _Page, runs: Sequence[tuple[str, dict[str, Any]]], cmp: Comparison
+    page: _Page, runs: Sequence[tuple[str, Run]], cmp: Comparison
 ) -> None:
     page.heading(2, f"Comparison against the baseline {runs[0][0]}")
     page.parts.append(
         f"<p>{cmp.regressions} regressed, {cmp.improvements} improved "
-        f"(Welch p &lt; 0.05 after Holm's adjustment over {cmp.tests} tests).</p>"
+        f"in the primary metrics (throughput, p99: Welch p &lt; 0.05, Holm-adjusted over "
+        f"{cmp.tests} tests; threshold {cmp.threshold:.0%}). The other metrics are "
+        "informational (Benjamini-Hochberg); MDE is the smallest change the data could "
+        "have detected.</p>"
     )
     page.parts.append(_table_html(comparison_table(cmp),
                                   {"improved": "improved", "regressed": "regressed"}))
     for run, case in cmp.unmatched:
         page.parts.append(f"<p>only in {_esc(run)}: {_esc(case)}</p>")
-    workloads = list(dict.fromkeys(c["workload"] for _, run in runs for c in run["cases"]))
+    workloads = list(dict.fromkeys(c.workload for _, run in runs for c in run.cases))
     for workload in workloads:
         page.heading(3, f"{workload}: percentiles, baseline against the other runs")
-        per_run = [(label, [c for c in run["cases"] if c["workload"] == workload])
+        per_run = [(label, [c for c in run.cases if c.workload == workload])
                    for label, run in runs]
         for plot in figures.overlay_plots(workload, per_run):
             page.figure(plot, "Colour: implementation; line style: run (solid = baseline).")
 
 
 def build_report(
-    runs: Sequence[tuple[str, dict[str, Any]]], comparison: Comparison | None = None
+    runs: Sequence[tuple[str, Run]], comparison: Comparison | None = None
 ) -> Report:
     """The HTML page for ``runs`` (``(label, run document)``; the first is the baseline)."""
     page = _Page()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
 from batchsem.bench.compare import Comparison
+from batchsem.bench.schema import Case, Latency, Run
 
 __all__ = [
     "Column",
+    "SweepPoint",
     "Tabular",
     "case_label",
     "case_table",
@@ -64,56 +66,53 @@ class Tabular:
         return [c.key for c in self.columns]
 
 
-def varying_params(cases: Iterable[dict[str, Any]]) -> list[str]:
+def varying_params(cases: Iterable[Case]) -> list[str]:
     """The parameters whose value differs between the cases (a sweep's, for one)."""
     keys: dict[str, set[str]] = {}
     for c in cases:
-        for key, value in c.get("params", {}).items():
+        for key, value in c.params.items():
             keys.setdefault(key, set()).add(repr(value))
     return [key for key, values in keys.items() if len(values) > 1]
 
 
-def case_label(case: dict[str, Any], varying: Sequence[str] = ()) -> str:
+def case_label(case: Case, varying: Sequence[str] = ()) -> str:
     """``impl · loop``, plus ``key=value`` for each parameter in ``varying``."""
-    params = case.get("params", {})
-    return " · ".join([case["impl"], case["loop"], *(f"{k}={params.get(k)}" for k in varying)])
+    return " · ".join([case.impl, case.loop, *(f"{k}={case.params.get(k)}" for k in varying)])
 
 
 _LATENCY = (("p50", "p50"), ("p99", "p99"), ("p99_9", "p99.9"), ("max", "max"))
 
 
-def _param_keys(cases: Iterable[dict[str, Any]]) -> list[str]:
+def _param_keys(cases: Iterable[Case]) -> list[str]:
     keys: dict[str, None] = {}
     for case in cases:
-        for key in case.get("params", {}):
+        for key in case.params:
             keys.setdefault(key, None)
     return list(keys)
 
 
-def _extra_keys(cases: Iterable[dict[str, Any]]) -> list[str]:
-    keys: dict[str, None] = {}
-    for case in cases:
-        for key in ((case.get("summary") or {}).get("extra") or {}):
-            keys.setdefault(key, None)
-    return sorted(keys)
+def _extra_keys(cases: Iterable[Case]) -> list[str]:
+    return sorted({key for c in cases if c.summary is not None for key in c.summary.extra})
 
 
-def _latency(lat: dict[str, Any] | None) -> list[Value]:
-    return [None if not lat else lat.get(key) for key, _ in _LATENCY]
+def _latency(lat: Latency | None) -> list[Value]:
+    if lat is None:
+        return [None] * len(_LATENCY)
+    return [getattr(lat, key) for key, _ in _LATENCY]
 
 
-def case_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Tabular:
+def case_table(runs: Sequence[tuple[str, Run]]) -> Tabular:
     """One row per case and one per request class of a case with several classes.
 
-    ``runs`` are ``(label, run document)``; a ``run`` column is added when
-    there are several. Columns: the case's identity (workload, impl, loop,
-    class, each parameter), status, throughput with its 95% CI, permits/s,
-    latency percentiles in µs, Jain's index, overtakes, starved tasks,
-    completed requests (class rows), each workload metric, the violated
-    invariants and the notes. A class row leaves the throughput columns empty
-    (throughput is measured per case).
+    ``runs`` are ``(label, run)``; a ``run`` column is added when there are
+    several. Columns: the case's identity (workload, impl, loop, class, each
+    parameter), status, throughput with its 95% CI, permits/s, latency
+    percentiles in µs, Jain's index, overtakes, starved tasks, completed
+    requests (class rows), each workload metric, the violated invariants and
+    the notes. A class row leaves the throughput columns empty (throughput is
+    measured per case).
     """
-    cases = [c for _, run in runs for c in run["cases"]]
+    cases = [c for _, run in runs for c in run.cases]
     params = _param_keys(cases)
     extras = _extra_keys(cases)
     columns: list[Column] = []
@@ -127,7 +126,7 @@ def case_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Tabular:
         Column("unit", "unit"),
         Column("throughput_per_s", "throughput", "/s", "number"),
         Column("throughput_ci95_per_s", "±95%", "/s", "number"),
-        Column("permits_per_s", "permits/s", "/s", "number"),
+        Column("permits_per_s", "permits", "/s", "number"),
         *(Column(f"{key}_us", title, "µs", "number") for key, title in _LATENCY),
         Column("jain", "Jain", kind="ratio"),
         Column("overtakes", "overtakes", kind="int"),
@@ -140,72 +139,72 @@ def case_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Tabular:
     ]
     table = Tabular(columns)
     for label, run in runs:
-        for case in run["cases"]:
+        for case in run.cases:
             ident: list[Value] = [label] if len(runs) > 1 else []
-            ident += [case["workload"], case["impl"], case["loop"]]
-            values = [case.get("params", {}).get(key) for key in params]
-            failed = ",".join(k for k, ok in case.get("invariants", {}).items() if not ok)
-            notes = "; ".join(case.get("notes", []) + ([case["reason"]] if "reason" in case
-                                                       else []))
-            s = case.get("summary")
-            if not s:
-                table.rows.append([*ident, "", *values, case["status"], case.get("unit"),
+            ident += [case.workload, case.impl, case.loop]
+            values: list[Value] = [case.params.get(key) for key in params]
+            failed = ",".join(k for k, ok in case.invariants.items() if not ok)
+            notes = "; ".join([*case.notes, *([case.reason] if case.reason else [])])
+            s = case.summary
+            if s is None:
+                table.rows.append([*ident, "", *values, case.status, case.unit,
                                    *[None] * (12 + len(extras)), failed, notes])
                 continue
-            tput = s["throughput_ops"]
-            fair = s["fairness"]
-            extra = s.get("extra") or {}
+            fair = s.fairness
             table.rows.append([
-                *ident, "", *values, case["status"], case.get("unit", "acq/s"),
-                tput["mean"], tput["ci95"], s["throughput_permits"]["mean"],
-                *_latency(s.get("latency_us")),
-                fair["jain"], fair["overtakes"], fair["max_overtakes"], fair["starved_tasks"],
-                None,
-                *[(extra.get(key) or {}).get("mean") for key in extras],
+                *ident, "", *values, case.status, case.unit,
+                s.throughput_ops.mean, s.throughput_ops.ci95, s.throughput_permits.mean,
+                *_latency(s.latency_us),
+                fair.jain, fair.overtakes, fair.max_overtakes, fair.starved_tasks, None,
+                *[s.extra[key].mean if key in s.extra else None for key in extras],
                 failed, notes,
             ])
-            classes = s.get("classes") or {}
-            if len(classes) < 2:
+            if len(s.classes) < 2:
                 continue
-            for name, cs in classes.items():
-                cf = cs["fairness"]
+            for name, cs in s.classes.items():
+                cf = cs.fairness
                 table.rows.append([
-                    *ident[:-3], case["workload"], case["impl"], case["loop"], name, *values,
-                    case["status"], case.get("unit", "acq/s"), None, None, None,
-                    *_latency(cs.get("latency_us")),
-                    cf["jain"], cf["overtakes"], cf["max_overtakes"], cf["starved_tasks"],
-                    cs["completed"], *[None] * len(extras), "", "",
+                    *ident, name, *values, case.status, case.unit, None, None, None,
+                    *_latency(cs.latency_us),
+                    cf.jain, cf.overtakes, cf.max_overtakes, cf.starved_tasks, cs.completed,
+                    *[None] * len(extras), "", "",
                 ])
     return table
 
 
 def comparison_table(cmp: Comparison) -> Tabular:
     """One row per case and metric, as ``compare`` prints it: the baseline's value, then
-    for every other run its value, relative change, Holm-adjusted p-value and verdict.
+    for every other run its value, relative change, adjusted p-value, verdict and the
+    smallest change the data could have detected (``mde_ratio``).
 
-    Values are in the metric's unit (``unit`` column: ``/s``, ``µs`` or empty).
+    Values are in the metric's unit (``unit`` column: ``/s``, ``µs`` or empty);
+    ``gates`` says whether the metric is a primary one (``--fail-on-regression``;
+    Holm-adjusted) or informational (Benjamini-Hochberg).
     """
     units = {"throughput": "/s", "p50": "µs", "p99": "µs", "p99.9": "µs", "max": "µs"}
-    columns = [Column("case", "case"), Column("metric", "metric"), Column("unit", "unit"),
+    columns = [Column("case", "case"), Column("metric", "metric"), Column("gates", "gates"),
+               Column("unit", "unit"),
                Column(f"{_slug(cmp.labels[0])}_value", f"{cmp.labels[0]} (baseline)",
                       kind="number")]
     for label in cmp.labels[1:]:
         slug = _slug(label)
         columns += [Column(f"{slug}_value", label, kind="number"),
                     Column(f"{slug}_change_ratio", "change", kind="percent"),
-                    Column(f"{slug}_p_adjusted", "p (Holm)", kind="ratio"),
-                    Column(f"{slug}_verdict", "verdict")]
+                    Column(f"{slug}_p_adjusted", "p (adjusted)", kind="ratio"),
+                    Column(f"{slug}_verdict", "verdict"),
+                    Column(f"{slug}_mde_ratio", "MDE", kind="percent")]
     table = Tabular(columns)
     for row in cmp.rows:
-        values: list[Value] = [row.case, row.metric, units.get(row.metric, "")]
+        values: list[Value] = [row.case, row.metric, "yes" if row.primary else "no",
+                               units.get(row.metric, "")]
         for i, cell in enumerate(row.cells):
             values.append(cell.value)
             if i:
                 p = cell.p_value if cell.p_adjusted is None else cell.p_adjusted
-                verdict = cell.verdict
+                verdict: str = cell.verdict
                 if verdict in ("improved", "regressed") and not cell.tested:
                     verdict += "?"
-                values += [cell.change, p, verdict]
+                values += [cell.change, p, verdict, cell.detectable]
         table.rows.append(values)
     return table
 
@@ -214,26 +213,31 @@ def _slug(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_") or "run"
 
 
-def sweep_points(
-    cases: Iterable[dict[str, Any]], name: str
-) -> dict[str, dict[str, list[tuple[float, float, float, float | None]]]]:
+class SweepPoint(NamedTuple):
+    """One case of a sweep: the swept value, throughput (mean, 95% CI) and p99 (µs)."""
+
+    value: float
+    throughput: float
+    ci95: float
+    p99_us: float | None
+
+
+def sweep_points(cases: Iterable[Case], name: str) -> dict[str, dict[str, list[SweepPoint]]]:
     """The scalability curves of a sweep over ``name``.
 
-    ``{workload: {"impl · loop": [(value, throughput, ci95, p99 µs or None), ...]}}``,
-    each curve sorted by the swept value; cases that did not run are left out.
+    ``{workload: {"impl · loop": [SweepPoint, ...]}}``, each curve sorted by
+    the swept value; cases that did not run, or whose value is not a number,
+    are left out.
     """
-    out: dict[str, dict[str, list[tuple[float, float, float, float | None]]]] = {}
+    out: dict[str, dict[str, list[SweepPoint]]] = {}
     for case in cases:
-        s = case.get("summary")
-        value = case.get("params", {}).get(name)
-        if not s or not isinstance(value, int | float):
+        s = case.summary
+        value = case.params.get(name)
+        if s is None or isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        lat = s.get("latency_us") or {}
-        curve = out.setdefault(case["workload"], {}).setdefault(
-            f"{case['impl']} · {case['loop']}", []
-        )
-        tput = s["throughput_ops"]
-        curve.append((float(value), tput["mean"], tput["ci95"], lat.get("p99")))
+        curve = out.setdefault(case.workload, {}).setdefault(f"{case.impl} · {case.loop}", [])
+        p99 = None if s.latency_us is None else s.latency_us.p99
+        curve.append(SweepPoint(float(value), s.throughput_ops.mean, s.throughput_ops.ci95, p99))
     for curves in out.values():
         for points in curves.values():
             points.sort()
