@@ -190,6 +190,33 @@ def test_percentile_curve_matches_hdrhistogram() -> None:
     assert len(curve) == 4 * 4 + 1 + 1  # k = 0 .. log10(10000) in steps of 0.25, then max
 
 
+def test_starve_test_report_shows_the_verdicts(tmp_path: Path) -> None:
+    run = tmp_path / "st.json"
+    result = invoke("starve-test", "--impl", "batchsem,condition", "--loop", "asyncio",
+                    "--duration", "0.5", "-o", str(run))
+    assert result.exit_code == 1, result.output  # condition starves its large request
+    out = tmp_path / "st.html"
+    assert invoke("report", str(run), "-o", str(out)).exit_code == 0
+    verdicts = re.search(r"starve-test verdicts</h3>.*?</table>", out.read_text(), re.S)
+    assert verdicts is not None
+    rows = re.findall(r"<tr><td>(\w+)</td><td>asyncio</td><td class=\"(\w+)\">(\w+)</td>",
+                      verdicts.group(0))
+    assert rows == [("batchsem", "ok", "ok"), ("condition", "starved", "STARVES")]
+
+
+def test_work_per_task_is_saved_per_class(runs: dict[str, Path]) -> None:
+    data = json.loads(runs["base"].read_text())
+    for case in data["cases"]:
+        if case["workload"] != "starvation":
+            continue
+        classes = case["summary"]["classes"]
+        small, large = classes["small"], classes["large"]
+        assert len(small["work_per_task"]) == case["params"]["tasks"]
+        assert len(large["work_per_task"]) == 1
+        # one permit per small request: a task's work never exceeds the class's grants
+        assert 0 < sum(small["work_per_task"]) <= small["completed"]
+
+
 def test_default_suite_report_is_small_and_self_contained(tmp_path: Path) -> None:
     out = tmp_path / "default.html"
     png = tmp_path / "png"

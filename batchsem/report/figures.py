@@ -297,8 +297,15 @@ def throughput_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
 
 
 def fairness_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
-    """Two panels per impl × loop (and class): work per task as Jain's index, and overtakes."""
-    rows: list[tuple[str, str, Fairness]] = []
+    """Per impl × loop (and class): the work each task got, and overtakes.
+
+    Left: every task's permits as a share of the mean task's (one dot per task;
+    all dots at 1 = perfectly equal), with Jain's index in the label. Rows
+    without per-task data (open-loop arrivals, older files) show Jain's index
+    alone; a row whose tasks got nothing sits at 0. Right: overtakes (a later
+    request served before an earlier one).
+    """
+    rows: list[tuple[str, str, Fairness, list[int]]] = []
     varying = varying_params(cases)
     for c in cases:
         s = c.summary
@@ -306,40 +313,59 @@ def fairness_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
             continue
         label = case_label(c, varying)
         if len(s.classes) > 1:
-            rows += [(f"{label} · {n}", c.impl, cs.fairness) for n, cs in s.classes.items()]
+            rows += [(f"{label} · {n}", c.impl, cs.fairness, cs.work_per_task)
+                     for n, cs in s.classes.items()]
         else:
-            rows.append((label, c.impl, s.fairness))
+            only = next(iter(s.classes.values()), None)
+            rows.append((label, c.impl, s.fairness, [] if only is None else only.work_per_task))
     if not rows:
         return None
-    fig = _figure(0.6 + 0.3 * len(rows))
-    jain_ax, over_ax = fig.subplots(1, 2, sharey=True)
+    fig = _figure(0.7 + 0.3 * len(rows))
+    work_ax, over_ax = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     plot = Plot(f"{workload}-fairness", f"{workload}: fairness", fig)
-    for y, (label, impl, fair) in enumerate(rows):
-        jain = fair.jain
-        if jain is not None:
-            bars = jain_ax.barh([y], [jain], color=colour(impl), alpha=0.85, height=0.7)
-            plot.tips.append((bars.patches[0], f"{label}: Jain's index {jain:.4f} "
-                              f"(1 = every task did the same work)"))
+    widest = 1.0
+    for y, (label, impl, fair, work) in enumerate(rows):
+        jain = "-" if fair.jain is None else f"{fair.jain:.4f}"
+        mean = sum(work) / len(work) if work else 0.0
+        if work:
+            shares = [w / mean if mean > 0 else 0.0 for w in work]
+            widest = max(widest, max(abs(x - 1.0) for x in shares))
+            # spread the dots of one row vertically by task id, so equal shares stay visible
+            rows_of_dots = min(len(shares), 7)
+            offsets = [y + (0.6 * ((i % rows_of_dots) / (rows_of_dots - 1) - 0.5)
+                            if rows_of_dots > 1 else 0.0) for i in range(len(shares))]
+            dots = work_ax.scatter(shares, offsets, s=9, color=colour(impl), alpha=0.7,
+                                   linewidths=0)
+            ranked = sorted(work)
+            plot.tips.append((dots, f"{label}: {len(work)} tasks, permits per task min "
+                              f"{ranked[0]}, median {ranked[len(ranked) // 2]}, max "
+                              f"{ranked[-1]}; Jain's index {jain}"))
+        else:
+            work_ax.text(1.0, y, f"Jain {jain} (no per-task data)", ha="center", va="center",
+                         fontsize=7, color="#555")
         over = fair.overtakes
         bars = over_ax.barh([y], [over], color=colour(impl), alpha=0.85, height=0.7)
         plot.tips.append((bars.patches[0], f"{label}: {over} overtakes "
                           f"(max {fair.max_overtakes} past one request), "
                           f"{fair.starved_tasks} starved tasks"))
-    jain_ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
-    jain_ax.invert_yaxis()
-    low = min(1.0 if r[2].jain is None else r[2].jain for r in rows)
-    jain_ax.set_xlim(min(0.9, low - 0.02), 1.0)
-    jain_ax.set_xlabel("work per task: Jain's index (1 = equal)")
+    work_ax.set_yticks(range(len(rows)),
+                       [f"{r[0]} (J={'-' if r[2].jain is None else f'{r[2].jain:.3f}'})"
+                        for r in rows], fontsize=8)
+    work_ax.set_ylim(len(rows) - 0.5, -0.5)
+    span = max(0.05, widest * 1.1)
+    work_ax.set_xlim(max(-0.05, 1.0 - span), 1.0 + span)
+    work_ax.axvline(1.0, color="#999", linewidth=0.8)
+    work_ax.set_xlabel("work per task / mean (dots: tasks; 1 = equal share)")
     if any(r[2].overtakes for r in rows):
         over_ax.set_xscale("symlog", linthresh=1)
         over_ax.set_xlim(left=0)
     else:
         over_ax.set_xlim(0, 1)
         over_ax.set_xticks([0, 1])
-    over_ax.set_xlabel("overtakes (later request served first)")
-    for ax in (jain_ax, over_ax):
+    over_ax.set_xlabel("overtakes")
+    for ax in (work_ax, over_ax):
         ax.grid(True, axis="x", alpha=0.3)
-    jain_ax.set_title(f"{workload}: fairness", fontsize=10, loc="left")
+    work_ax.set_title(f"{workload}: fairness", fontsize=10, loc="left")
     return plot
 
 
