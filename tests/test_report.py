@@ -171,6 +171,32 @@ def test_report_without_matplotlib_is_a_one_line_hint(
     assert_one_line_error(code, err, "pip install 'batchsem[report]'")
 
 
+def test_report_corrupt_histogram_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], runs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    data = json.loads(runs["base"].read_text())
+    data["cases"][0]["histogram"]["total"] = "HISTFAAAAB"  # valid base64 header, no payload
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    code, _, err = run_main(monkeypatch, capsys, "report", str(bad), "-o",
+                            str(tmp_path / "r.html"))
+    assert_one_line_error(code, err, "corrupt histogram")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_show_and_report_of_a_malformed_sweep_setting(runs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    data = json.loads(runs["sweep"].read_text())
+    data["settings"]["sweep"] = {"name": ["tasks"]}  # free-form settings from a file
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(data))
+    assert invoke("show", str(odd), "--no-histograms").exit_code == 0
+    assert invoke("report", str(odd), "-o", str(tmp_path / "r.html")).exit_code == 0
+    good = invoke("show", str(runs["sweep"]), "--no-histograms").output
+    assert "throughput and p99 against tasks" in good
+
+
 def test_report_bad_input(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -257,6 +283,22 @@ def _screenshot_dir(tmp_path: Path) -> Path:
     target = Path(os.environ.get("BATCHSEM_SCREENSHOTS", str(tmp_path)))
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def test_browser_harness_sees_errors_and_fetches(tmp_path: Path) -> None:
+    """The checks below can fail: a console error, an exception and a failed load are seen."""
+    _chromium_or_skip()
+    page = tmp_path / "bad.html"
+    page.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
+                    '<script>console.error("boom"); null.x;</script></body></html>')
+    with Browser() as browser:
+        browser.open(page)
+        fetched = browser.evaluate("performance.getEntriesByType('resource').length")
+        errors = browser.errors()
+    assert fetched <= 1  # a failed file:// load may not be a resource entry, but it is logged
+    assert any(e.startswith("log:") and "missing.png" in e for e in errors), errors
+    assert any(e == "console: boom" for e in errors), errors
+    assert any(e.startswith("exception:") for e in errors), errors
 
 
 @pytest.mark.parametrize("which", ["compare", "sweep"])

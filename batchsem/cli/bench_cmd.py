@@ -243,7 +243,7 @@ def bench(
 def _report(
     run: Run, saved: Path | None, exports: Exports, *, as_json: bool, interrupted: bool
 ) -> None:
-    from batchsem.report.tabular import case_table
+    from batchsem.report.tabular import case_table, sweep_name
 
     err = stderr_console()
     if as_json:
@@ -251,9 +251,9 @@ def _report(
     else:
         out = console()
         out.print(workload_tables(run.cases, out.width))
-        sweep = run.settings.get("sweep")
-        if sweep:
-            out.print(sweep_tables(run.cases, sweep["name"]))
+        swept = sweep_name(run)
+        if swept is not None:
+            out.print(sweep_tables(run.cases, swept, out.width))
         _warn_fifo(run, out)
     warning = noise_warning(run.cases)
     if warning is not None:

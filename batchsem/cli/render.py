@@ -129,7 +129,8 @@ def fitted_table(
 
     def need(i: int) -> int:
         cells = [columns[i].header] + [r[i] for r in rows]
-        widest = max(Text(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)
+        widest = max(max(Text(line).cell_len for line in c.split("\n")) if isinstance(c, str)
+                     else c.cell_len for c in cells)
         return min(widest, _WRAP_MIN) if columns[i].wrap else widest
 
     shown = list(range(len(columns)))
@@ -286,13 +287,14 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
 
 def sweep_tables(cases: Iterable[Case], name: str, width: int = 150) -> Group:
     """Per workload, the scalability curve of a sweep over ``name``: one row per value,
-    throughput and p99 for each implementation and loop side by side.
+    a column per implementation and loop with its throughput and p99.
     """
+    cases = list(cases)
     tables = []
     for workload, curves in sweep_points(cases, name).items():
+        unit = next((c.unit for c in cases if c.workload == workload), "acq/s")
         columns = [Column(name, "right")]
-        for series in curves:
-            columns += [Column(f"{series}\nthroughput", "right"), Column("p99", "right")]
+        columns += [Column(f"{series}\n{unit} · p99", "right", wrap=True) for series in curves]
         values = sorted({p.value for points in curves.values() for p in points})
         by_value = {series: {p.value: p for p in points} for series, points in curves.items()}
         rows: list[list[Any]] = []
@@ -300,11 +302,13 @@ def sweep_tables(cases: Iterable[Case], name: str, width: int = 150) -> Group:
             row: list[Any] = [f"{value:g}"]
             for series in curves:
                 point = by_value[series].get(value)
-                row += ["-", "-"] if point is None else [fmt_rate(point.throughput),
-                                                          fmt_us(point.p99_us)]
+                row.append("-" if point is None
+                           else f"{fmt_rate(point.throughput)} · {fmt_us(point.p99_us)}")
             rows.append(row)
-        tables.append(fitted_table(columns, rows, width,
-                                   title=f"{workload}: throughput and p99 against {name}"))
+        title = f"{workload}: throughput and p99 against {name}"
+        table = fitted_table(columns, rows, width, title=title)
+        table.min_width = min(width, len(title))  # a narrow table would fold its title
+        tables.append(table)
     return Group(*tables)
 
 

@@ -8,6 +8,8 @@ import click
 from rich.text import Text
 
 from batchsem.bench import results
+from batchsem.bench.latency import LatencyRecorder
+from batchsem.bench.schema import Run
 
 from .common import fail, stderr_console
 from .compare_cmd import _expand
@@ -57,6 +59,8 @@ def report(
         results.check_writable(target)
     except results.ResultError as exc:
         fail(str(exc))
+    for path, (_, run) in zip(files, loaded, strict=True):
+        _check_histograms(path, run)
     exports = Exports(export_csv, export_markdown)
     comparison = None
     if len(loaded) > 1:
@@ -81,3 +85,18 @@ def report(
         err.print(Text(f"wrote {len(paths)} PNG files to {png_dir}", style="dim"))
     for path in exports.write(lambda: case_table(loaded)):
         err.print(Text(f"wrote {path}", style="dim"))
+
+
+def _check_histograms(path: Path, run: Run) -> None:
+    """Decode every histogram up front: a corrupt one is one line and exit 2, not a traceback."""
+    for case in run.cases:
+        if case.histogram is None:
+            continue
+        blobs = [case.histogram.total, *case.histogram.classes.values()]
+        for blob in blobs:
+            if not blob:
+                continue
+            try:
+                LatencyRecorder.decode(blob)
+            except Exception:
+                fail(f"{path}: case {case.workload}/{case.impl}/{case.loop}: corrupt histogram")

@@ -8,6 +8,7 @@ import click
 
 from batchsem.bench import results
 from batchsem.bench.latency import LatencyRecorder
+from batchsem.report.tabular import sweep_name
 
 from .common import console, fail
 from .render import (
@@ -16,6 +17,7 @@ from .render import (
     noise_warning,
     starve_findings,
     starve_table,
+    sweep_tables,
     workload_tables,
 )
 
@@ -51,6 +53,9 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
         for line in starve_findings(data.cases):
             out.print(line)
     out.print(workload_tables(data.cases, out.width))
+    swept = sweep_name(data)
+    if swept is not None:
+        out.print(sweep_tables(data.cases, swept, out.width))
     warning = noise_warning(data.cases) if data.kind == "bench" else None
     if warning is not None:
         out.print(warning)

@@ -27,7 +27,7 @@ from batchsem.cli.render import fmt_us
 from . import figures
 from .export_markdown import format_value
 from .svg import to_svg
-from .tabular import Tabular, case_table, comparison_table, sweep_points
+from .tabular import Tabular, case_table, comparison_table, sweep_name, sweep_points
 
 __all__ = ["Report", "build_report"]
 
@@ -153,24 +153,24 @@ def _run_section(page: _Page, label: str, run: Run) -> None:
     by_workload: dict[str, list[Case]] = {}
     for case in run.cases:
         by_workload.setdefault(case.workload, []).append(case)
-    sweep = run.settings.get("sweep")
+    sweep = sweep_name(run)
     for workload, cases in by_workload.items():
         page.heading(3, workload)
         page.parts.append(_table_html(case_table([(label, dataclasses.replace(run, cases=cases))]),
                                       {"ok": "ok", "failed": "failed"}))
         if sweep:
             unit = cases[0].unit
-            for name, curves in sweep_points(cases, sweep["name"]).items():
-                page.figure(figures.sweep_plot(name, sweep["name"], curves, unit),
+            for name, curves in sweep_points(cases, sweep).items():
+                page.figure(figures.sweep_plot(name, sweep, curves, unit),
                             f"Each point is one case; lines join the values of "
-                            f"--sweep {sweep['name']} per implementation and loop.")
+                            f"--sweep {sweep} per implementation and loop.")
         else:
             page.figure(figures.throughput_plot(workload, cases),
                         "Mean over the repeats; whiskers: 95% confidence interval.")
         nines = ("x: percentile on a 'nines' axis (90%, 99%, 99.9%, ...); y: latency, log "
                  "scale; the last point of a line is the maximum. Hover a dot for its value.")
         if sweep:
-            for plot in figures.sweep_percentile_plots(workload, cases, sweep["name"]):
+            for plot in figures.sweep_percentile_plots(workload, cases, sweep):
                 page.figure(plot, nines)
         else:
             page.figure(figures.workload_percentile_plot(workload, cases), nines)

@@ -23,6 +23,7 @@ __all__ = [
     "case_label",
     "case_table",
     "comparison_table",
+    "sweep_name",
     "sweep_points",
     "varying_params",
 ]
@@ -220,6 +221,15 @@ class SweepPoint(NamedTuple):
     throughput: float
     ci95: float
     p99_us: float | None
+
+
+def sweep_name(run: Run) -> str | None:
+    """The parameter a run swept (``settings.sweep.name``), or None; a malformed
+    entry (settings are free-form JSON from a file) counts as no sweep.
+    """
+    sweep = run.settings.get("sweep")
+    name = sweep.get("name") if isinstance(sweep, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def sweep_points(cases: Iterable[Case], name: str) -> dict[str, dict[str, list[SweepPoint]]]:
