@@ -145,7 +145,7 @@ def fitted_table(
                   title_justify="left", header_style="bold")
     for i in shown:
         col = columns[i]
-        table.add_column(col.header, justify=col.justify,  # type: ignore[arg-type]
+        table.add_column(Text(col.header), justify=col.justify,  # type: ignore[arg-type]
                          no_wrap=not col.wrap, overflow="fold",
                          min_width=None if col.wrap else need(i))
     for k, r in enumerate(rows):
