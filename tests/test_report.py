@@ -197,6 +197,41 @@ def test_show_and_report_of_a_malformed_sweep_setting(runs: dict[str, Path],
     assert "throughput and p99 against tasks" in good
 
 
+def test_report_survives_hostile_values(tmp_path: Path) -> None:
+    """Every field of a one-case run, mutated (see test_hostile_files): each mutation that
+    still loads must give a report (exit 0) whose page holds no markup from the file."""
+    from test_hostile_files import MARKUP, leaves, mutations, set_at
+
+    from batchsem.bench import results
+
+    src = tmp_path / "one.json"
+    _bench(src, "contended", "--impl", "batchsem", "--no-ceiling", "--tasks", "4")
+    doc = json.loads(src.read_text())
+    odd = ["$\\frac{", "<script>alert(1)</script>", "_nolegend_", MARKUP, "a/../b"]
+    loaded = 0
+    for i, (where, value) in enumerate(leaves(doc)):
+        if "histogram" in where or "repeats" in where:  # decoded/tested elsewhere; slow
+            continue
+        options = mutations(value) + (odd if isinstance(value, str) else [])
+        bad = options[i % len(options)]
+        path = tmp_path / f"m{i}.json"
+        path.write_text(json.dumps(set_at(doc, where, bad)))
+        try:
+            results.load(path)
+        except results.ResultError:
+            continue  # refused on load: show/compare's tests cover the message
+        out = tmp_path / f"m{i}.html"
+        png = tmp_path / f"png{i}"
+        pngs = ["--png", str(png)] if isinstance(bad, str) else []  # names become file names
+        result = invoke("report", str(path), "-o", str(out), *pngs)
+        what = f"{'.'.join(map(str, where))} = {bad!r:.40}"
+        assert result.exit_code == 0, (what, result.output)
+        assert "<script" not in out.read_text(), what
+        assert all(p.parent == png for p in png.rglob("*")), what
+        loaded += 1
+    assert loaded > 30
+
+
 def test_report_bad_input(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -9,11 +9,13 @@ no GUI backend or global state is involved. Nothing here measures.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -55,6 +57,16 @@ class Plot:
     figure: Figure
     tips: list[tuple[Artist, str]] = field(default_factory=list)
     key: bool = False
+
+
+@contextlib.contextmanager
+def text_as_text() -> Iterator[None]:
+    """Build and draw figures with ``$`` taken literally: names and parameters come from
+    result files, and matplotlib would otherwise parse ``$...$`` in them as TeX math (a
+    malformed one raises when drawn).
+    """
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
 
 
 def colour(impl: str) -> str:
@@ -281,7 +293,8 @@ def throughput_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
     for y, (label, c) in enumerate(zip(labels, ran, strict=True)):
         assert c.summary is not None
         t = c.summary.throughput_ops
-        bars = ax.barh([y], [t.mean], xerr=[[t.ci95], [t.ci95]],
+        whisker = max(0.0, t.ci95)  # a file may hold anything; matplotlib refuses < 0
+        bars = ax.barh([y], [t.mean], xerr=[[whisker], [whisker]],
                        color=colour(c.impl), alpha=0.85, capsize=3, height=0.7,
                        hatch="//" if c.loop != ran[0].loop else None,
                        error_kw={"elinewidth": 1.2})
@@ -391,7 +404,8 @@ def sweep_plot(
         impl, _, loop = series.partition(" · ")
         style = _dash(loops.index(loop))
         xs = [p.value for p in points]
-        tput_ax.errorbar(xs, [p.throughput for p in points], yerr=[p.ci95 for p in points],
+        tput_ax.errorbar(xs, [p.throughput for p in points],
+                         yerr=[max(0.0, p.ci95) for p in points],
                          fmt=style, color=colour(impl), label=series, capsize=2, linewidth=1.5)
         lat = [(p.value, p.p99_us) for p in points if p.p99_us is not None]
         p99_ax.plot([x for x, _ in lat], [v for _, v in lat], style, color=colour(impl),
@@ -426,8 +440,14 @@ def write_pngs(plots: Iterable[Plot], directory: Path, dpi: int = 100) -> list[P
     """Save each plot as ``DIRECTORY/<name>.png``; the paths written. ``OSError`` passes."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for plot in plots:
-        path = directory / f"{plot.name}.png"
-        plot.figure.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
-        paths.append(path)
+    with text_as_text():
+        for plot in plots:
+            path = directory / f"{_file_safe(plot.name)}.png"
+            plot.figure.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
+            paths.append(path)
     return paths
+
+
+def _file_safe(name: str) -> str:
+    """A plot name (workload and impl names come from files) as a plain file name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip(".") or "plot"

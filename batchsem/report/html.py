@@ -211,12 +211,13 @@ def _comparison_section(
 def build_report(
     runs: Sequence[tuple[str, Run]], comparison: Comparison | None = None
 ) -> Report:
-    """The HTML page for ``runs`` (``(label, run document)``; the first is the baseline)."""
+    """The HTML page for ``runs`` (``(label, run)``; the first is the baseline)."""
     page = _Page()
-    for label, run in runs:
-        _run_section(page, label, run)
-    if comparison is not None and len(runs) > 1:
-        _comparison_section(page, runs, comparison)
+    with figures.text_as_text():
+        for label, run in runs:
+            _run_section(page, label, run)
+        if comparison is not None and len(runs) > 1:
+            _comparison_section(page, runs, comparison)
     toc = "".join(
         f'<li style="margin-left:{(level - 2) * 16}px"><a href="#{anchor}">{_esc(text)}</a></li>'
         for level, anchor, text in page.toc
