@@ -290,6 +290,7 @@ def test_default_suite_report_is_small_and_self_contained(tmp_path: Path) -> Non
     urls = set(re.findall(r"""(?:src|href)\s*=\s*["']?(?!#)([^"'\s>]+)""", text))
     assert not urls, urls
     assert "<script" not in text
+    assert "mathdefault" not in text, "a TeX tick label is printed raw"
     ids = re.findall(r'\sid="([^"]+)"', text)
     assert len(ids) == len(set(ids)), "ids repeat across figures"
     pngs = sorted(p.name for p in png.iterdir())

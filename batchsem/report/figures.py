@@ -332,8 +332,8 @@ def fairness_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
         else:
             only = next(iter(s.classes.values()), None)
             rows.append((label, c.impl, s.fairness, [] if only is None else only.work_per_task))
-    if not rows:
-        return None
+    if not any(work or fair.jain is not None or fair.overtakes for _, _, fair, work in rows):
+        return None  # nothing to show (close-storm: no long-lived tasks, no queue order)
     fig = _figure(0.7 + 0.3 * len(rows))
     work_ax, over_ax = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     plot = Plot(f"{workload}-fairness", f"{workload}: fairness", fig)
@@ -373,6 +373,9 @@ def fairness_plot(workload: str, cases: Sequence[Case]) -> Plot | None:
     if any(r[2].overtakes for r in rows):
         over_ax.set_xscale("symlog", linthresh=1)
         over_ax.set_xlim(left=0)
+        # our own labels: the default ones are TeX, which text_as_text() would print raw
+        over_ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_rate(x)))
+        over_ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         over_ax.set_xlim(0, 1)
         over_ax.set_xticks([0, 1])
@@ -422,6 +425,7 @@ def sweep_plot(
         if _geometric(xs_all):
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name)
         ax.grid(True, alpha=0.3)
     tput_ax.set_ylim(bottom=0)

@@ -74,7 +74,8 @@ def _table_html(table: Tabular, classes: dict[str, str] | None = None) -> str:
         for i in keep:
             column = table.columns[i]
             text = format_value(column, row[i])
-            css = "n" if column.kind != "text" else (classes or {}).get(text.split(" ")[0], "")
+            word = text.split(" ")[0].rstrip("?")  # "regressed?": past the threshold, untested
+            css = "n" if column.kind != "text" else (classes or {}).get(word, "")
             attr = f' class="{css}"' if css else ""
             cells.append(f"<td{attr}>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
