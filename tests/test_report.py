@@ -237,6 +237,17 @@ def test_report_bad_input(
 ) -> None:
     code, _, err = run_main(monkeypatch, capsys, "report", str(tmp_path / "missing.json"))
     assert_one_line_error(code, err, "no such file")
+    (tmp_path / "file").write_text("")
+    run = str(RESULTS / "readme-starvation-2core.json")
+    out = tmp_path / "r.html"
+    for args, fragment in (
+        (["--png", str(tmp_path / "file" / "png")], "cannot write PNG files"),
+        (["--threshold", "5"], "threshold"),
+        (["--export-csv", str(out)], "both write"),  # the page's own path
+    ):
+        code, _, err = run_main(monkeypatch, capsys, "report", run, "-o", str(out), *args)
+        assert_one_line_error(code, err, fragment)
+        assert not out.exists(), args
 
 
 def test_percentile_curve_matches_hdrhistogram() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -62,6 +63,16 @@ def report(
     for path, (_, run) in zip(files, loaded, strict=True):
         _check_histograms(path, run)
     exports = Exports(export_csv, export_markdown)
+    if target.resolve() in {p.resolve() for p in (exports.csv, exports.markdown) if p}:
+        fail(f"--output and an --export option both write {target}")
+    png = None if png_dir is None else Path(png_dir)
+    if png is not None:  # before the slow part: a typo costs no figures
+        try:
+            png.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot write PNG files to {png}: {exc.strerror or exc}")
+        if not os.access(png, os.W_OK):
+            fail(f"cannot write PNG files to {png}: permission denied")
     comparison = None
     if len(loaded) > 1:
         try:
@@ -77,9 +88,9 @@ def report(
         fail(f"cannot write {target}: {exc.strerror or exc}")
     err.print(Text(f"wrote {target} ({len(page.html.encode()) / 1e6:.2f} MB, "
                    f"{len(page.plots)} figures)", style="dim"))
-    if png_dir is not None:
+    if png is not None:
         try:
-            paths = write_pngs(page.key_plots(), Path(png_dir))
+            paths = write_pngs(page.key_plots(), png)
         except OSError as exc:
             fail(f"cannot write PNG files to {png_dir}: {exc.strerror or exc}")
         err.print(Text(f"wrote {len(paths)} PNG files to {png_dir}", style="dim"))
