@@ -57,6 +57,19 @@ def test_sweep_makes_one_case_per_value_and_a_scalability_table(runs: dict[str, 
     assert "tasks" in out
 
 
+def test_sweep_values_run_interleaved_like_repeats() -> None:
+    from batchsem.bench import engine
+    from batchsem.bench.sweep import parse_sweep, plan_sweep
+
+    specs = plan_sweep(parse_sweep("tasks=1,2,3"), ["contended"], ["batchsem"], ["asyncio"],
+                       permits=2, tasks=32, duration=0.01, repeats=2, seed=0, rate=None,
+                       params={}, ceiling=False)
+    assert [s.tasks for s in specs] == [1, 2, 3]
+    order: list[tuple[int, int]] = []
+    engine.run_interleaved(specs, {}, lambda spec, index: order.append((spec.tasks, index)))
+    assert order == [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1)]
+
+
 def test_sweep_table_printed_by_bench(tmp_path: Path) -> None:
     result = invoke("bench", "contended", "--impl", "batchsem", "--loop", "asyncio",
                     "--sweep", "permits=1,2", "--duration", "0.02", "--repeat", "1",
