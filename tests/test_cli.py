@@ -123,6 +123,16 @@ BENCH_BAD_INPUTS = [
     (["contended", "-o", "/dev/null/x"], "cannot create"),
     (["contended", "--tasks", "abc"], "'abc' is not a valid integer"),
     (["contended", "--no-such-option"], "No such option"),
+    # bounds are estimated before anything is allocated
+    (["contended", "--tasks", "1000000000"], "GiB per repeat"),
+    (["cancel-storm", "--param", "waiters=100000000"], "GiB per repeat"),
+    (["threads", "--param", "threads=100000"], "must be <= 256"),
+    # a factory that is not a limiter is a usage error, not a failed case
+    (["contended", "--impl", "os:getcwd"], "os:getcwd(8) raised TypeError"),
+    # --micro takes only what it uses
+    (["contended", "--micro"], "does not take WORKLOADS"),
+    (["--micro", "--repeat", "3", "--json"], "does not take --repeat, --json"),
+    (["contended", "--rigorous"], "use them with --micro"),
 ]
 
 

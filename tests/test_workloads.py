@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from batchsem.bench import engine, loops
+from batchsem.bench.impls import UnknownImpl
 from batchsem.workloads import REGISTRY
 
 LOOP_PARAMS = [
@@ -323,7 +324,7 @@ def test_deadlocking_limiter_is_cancelled_by_the_stall_detector(
     assert case["repeats"][0]["pending_at_end"] == 0  # cancelled, not left waiting
 
 
-def test_limiter_without_protocol_methods_fails_the_case(
+def test_factory_that_is_not_a_limiter_is_a_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = write_module(
@@ -332,12 +333,17 @@ def test_limiter_without_protocol_methods_fails_the_case(
         """
         def make(permits):
             return object()
+
+        def boom(permits):
+            raise RuntimeError("no")
         """,
     )
-    case = run("contended", f"{name}:make")
-    assert case["status"] == "failed"
-    assert case["invariants"]["completed_without_error"] is False
-    assert any("acquire" in e for e in case["errors"])
+    with pytest.raises(UnknownImpl, match="has no acquire"):
+        run("contended", f"{name}:make")
+    with pytest.raises(UnknownImpl, match="raised RuntimeError: no"):
+        run("contended", f"{name}:boom")
+    with pytest.raises(UnknownImpl, match=r"os:getcwd\(4\) raised TypeError"):
+        run("contended", "os:getcwd")
 
 
 def test_rw_mix_batchsem_uses_its_rwlock() -> None:

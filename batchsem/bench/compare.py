@@ -2,19 +2,32 @@
 
 Cases are matched on workload, implementation, loop and parameter *values*
 (:func:`batchsem.bench.schema.case_key`). The verdict rule is
-:mod:`batchsem.bench.verdict`; this module only picks the samples and the
-families of tests:
+:mod:`batchsem.bench.verdict`; this module picks the samples and the
+families of tests.
 
-* the *primary* metrics, throughput and p99 wait, gate ``--fail-on-regression``.
-  Their samples are the time windows of every repeat (:class:`Windows`, 10 per
-  repeat), so a default run gives each case 30 samples instead of 3 repeats.
-  Their p-values are Holm-adjusted together: the chance that any unchanged
-  primary metric is flagged stays below ``ALPHA``.
-* the other metrics (p50, p99.9, max, Jain, overtakes) are informational:
-  tested on per-repeat values, Benjamini-Hochberg-adjusted (false discovery
-  rate), shown with verdicts, never gating.
+What gates ``--fail-on-regression`` is throughput, and only throughput:
 
-Files written before windows existed fall back to per-repeat samples.
+* Samples are time windows (10 per repeat, :class:`Windows`), so a default
+  run gives a case 30 samples instead of 3 repeat means. A window's rate
+  leaves out time the process sat waiting for a CPU (Linux schedstat). The
+  change is that of the window medians and the test is Mann-Whitney's, so a
+  few windows in which the machine stalled do not decide the verdict; and
+  the change must show in nearly every round of repeats
+  (:func:`batchsem.bench.verdict.rounds_agree`), so a burst of load that
+  slowed one or two rounds does not either.
+* When both runs measured the ``null`` ceiling on the same workload, loop and
+  parameters (``bench`` adds it by default), the gating row is ``tput/null``:
+  each window's rate divided by the ceiling's rate in the same round of
+  repeats. A machine that got slower between the runs slows both and cancels
+  out; raw throughput is then shown as information.
+* The gating tests of a comparison are Holm-adjusted together.
+
+Everything else (p50, p99, p99.9, max, Jain, overtakes, and every row of the
+null ceiling itself) is informational: tested, Benjamini-Hochberg-adjusted,
+shown with a verdict, never gating. Latency percentiles move with every
+preemption on a shared machine (see docs/methodology.md for the measured
+false-alarm rates). Files written before windows existed fall back to
+per-repeat samples.
 """
 
 from __future__ import annotations
@@ -24,7 +37,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from batchsem.bench.schema import Case, CaseKey, Repeat, Run, Summary, Windows
-from batchsem.bench.verdict import ALPHA, VerdictName, adjust, decide, measure
+from batchsem.bench.verdict import (
+    ALPHA,
+    VerdictName,
+    adjust,
+    decide,
+    measure,
+    measure_robust,
+    rounds_agree,
+)
 
 __all__ = ["ALPHA", "METRICS", "Cell", "Comparison", "compare_runs", "compare_within"]
 
@@ -50,7 +71,7 @@ def _lat(key: str) -> Callable[[Any], float | None]:
 METRICS: tuple[Metric, ...] = (
     Metric("throughput", True, True, lambda r: r.throughput_ops,
            lambda s: s.throughput_ops.mean, lambda w: w.throughput_ops),
-    Metric("p99", False, True, _lat("p99"), _lat("p99"), lambda w: w.p99_us),
+    Metric("p99", False, False, _lat("p99"), _lat("p99"), lambda w: w.p99_us),
     Metric("p50", False, False, _lat("p50"), _lat("p50")),
     Metric("p99.9", False, False, _lat("p99_9"), _lat("p99_9")),
     Metric("max", False, False, _lat("max"), _lat("max")),
@@ -72,6 +93,8 @@ class Cell:
     verdict: Verdict
     tested: bool  # a significance test could be made (>= 2 samples on both sides)
     p_adjusted: float | None = None  # over the comparison's family; decides the verdict
+    #: window samples: the change showed in nearly every round of repeats (None otherwise)
+    agree: bool | None = None
     #: the smallest change this comparison could have flagged (max of threshold and MDE)
     detectable: float | None = None
     samples: int = 0  # per side, the smaller
@@ -145,35 +168,107 @@ def _has_windows(case: Case) -> bool:
     return bool(case.repeats) and all(r.windows is not None for r in case.repeats)
 
 
-def _cell(base: Case, new: Case, metric: Metric, threshold: float) -> Cell:
-    """One metric of one case against the baseline (verdict before adjustment).
+def _window_rate(rep: Repeat) -> float:
+    """A repeat's throughput with stolen CPU time removed (its windows' mean), if known."""
+    if rep.windows is not None and rep.windows.throughput_ops:
+        rates = rep.windows.throughput_ops
+        return sum(rates) / len(rates)
+    return rep.throughput_ops
 
-    The change judged is that of the values shown (the case summaries: merged
-    latency distributions, mean throughput); the test runs on the samples.
+
+def relative_rounds(case: Case, reference: Case) -> list[list[float]]:
+    """``case``'s window throughputs per repeat, each divided by the reference's
+    throughput in the same round of repeats (the null ceiling, run next to it on the
+    same loop).
+
+    Whatever slowed the machine for both (other processes, frequency, a noisy
+    neighbour) cancels; what is left is the limiter's own cost. Empty when a
+    side has no windows or the reference measured nothing.
     """
-    assert base.summary is not None and new.summary is not None
-    value = metric.summary(new.summary)
-    base_value = metric.summary(base.summary)
+    out: list[list[float]] = []
+    for rep, ref in zip(case.repeats, reference.repeats, strict=False):
+        base = _window_rate(ref)
+        if rep.windows is None or not base > 0:
+            return []
+        out.append([w / base for w in rep.windows.throughput_ops])
+    return out
+
+
+def relative_samples(case: Case, reference: Case) -> list[float]:
+    """:func:`relative_rounds`, flattened."""
+    return [v for r in relative_rounds(case, reference) for v in r]
+
+
+def window_rounds(case: Case) -> list[list[float]]:
+    """Window throughputs per repeat (empty if a repeat has no windows)."""
+    if not _has_windows(case):
+        return []
+    return [list(r.windows.throughput_ops) for r in case.repeats if r.windows is not None]
+
+
+def _median(values: Sequence[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def _judge(
+    value: float | None, base_value: float | None, a: list[float], b: list[float],
+    higher_is_better: bool, threshold: float, robust: bool = False,
+    rounds: tuple[list[list[float]], list[list[float]]] | None = None,
+) -> Cell:
+    """A cell from the shown values and the samples (verdict decided later, in _settle).
+
+    ``robust``: window samples, judged on their medians with Mann-Whitney
+    (:func:`batchsem.bench.verdict.measure_robust`); the values shown must be
+    those medians.
+    """
     if value is None or base_value is None:
         return Cell(value, None, None, "n/a", False)
-    windows = metric.primary and _has_windows(base) and _has_windows(new)
-    a, b = _samples(base, metric, windows), _samples(new, metric, windows)
     n = min(len(a), len(b))
     if base_value == 0:
         if value == 0:
             return Cell(value, 0.0, None, "no change", False, samples=n)
         # From zero (e.g. overtakes 0 -> 12): any occurrence is a change of kind.
-        worse = not metric.higher_is_better
-        return Cell(value, None, None, "regressed" if worse else "improved", False, samples=n)
+        return Cell(value, None, None, "improved" if higher_is_better else "regressed", False,
+                    samples=n)
     change = value / base_value - 1.0
     try:
-        m = measure(a, b, change)
+        m = measure_robust(a, b) if robust else measure(a, b, change)
     except ValueError:  # no usable samples (e.g. all zero): the threshold alone
         return Cell(value, change, None, decide(change, None, tested=False, threshold=threshold,
-                    higher_is_better=metric.higher_is_better), False, samples=n)
+                    higher_is_better=higher_is_better), False, samples=n)
     detectable = None if m.mde is None else max(threshold, m.mde)
+    agree = None if rounds is None else rounds_agree(rounds[0], rounds[1], change, threshold)
     return Cell(value, change, m.p_value, "no change", m.tested, detectable=detectable,
-                samples=n)
+                samples=n, agree=agree)
+
+
+def _cell(base: Case, new: Case, metric: Metric, threshold: float) -> Cell:
+    """One metric of one case against the baseline (verdict before adjustment).
+
+    The change judged is that of the values shown (the case summaries: merged
+    latency distributions, mean throughput); the test runs on the samples:
+    windows for the metrics that have them, per-repeat values otherwise.
+    """
+    assert base.summary is not None and new.summary is not None
+    windows = metric.window is not None and _has_windows(base) and _has_windows(new)
+    a, b = _samples(base, metric, windows), _samples(new, metric, windows)
+    value, base_value = metric.summary(new.summary), metric.summary(base.summary)
+    robust = windows and metric.name == "throughput" and bool(a) and bool(b)
+    if robust:  # judge what the windows measured: medians, stolen CPU time taken out
+        value, base_value = _median(b), _median(a)
+        rounds = (window_rounds(base), window_rounds(new))
+        return _judge(value, base_value, a, b, True, threshold, True, rounds)
+    return _judge(value, base_value, a, b, metric.higher_is_better, threshold)
+
+
+def _relative_cell(base: Case, new: Case, refs: tuple[Case, Case], threshold: float) -> Cell:
+    ra, rb = relative_rounds(base, refs[0]), relative_rounds(new, refs[1])
+    a, b = [v for r in ra for v in r], [v for r in rb for v in r]
+    if not a or not b:
+        return Cell(None, None, None, "n/a", False)
+    return _judge(_median(b), _median(a), a, b, True, threshold, True, (ra, rb))
 
 
 def _settle(rows: list[Row], threshold: float) -> list[Row]:
@@ -186,12 +281,12 @@ def _settle(rows: list[Row], threshold: float) -> list[Row]:
                           method)  # type: ignore[arg-type]
         for (i, j), p in zip(tested, adjusted, strict=True):
             cells[i][j] = replace(cells[i][j], p_adjusted=p)
-    metric = {m.name: m for m in METRICS}
+    better = {m.name: m.higher_is_better for m in METRICS} | {RELATIVE: True}
     for i, r in enumerate(rows):
         for j, c in enumerate(cells[i]):
             if c.verdict == "no change" and c.change is not None:
                 verdict = decide(c.change, c.p_adjusted, tested=c.tested, threshold=threshold,
-                                 higher_is_better=metric[r.metric].higher_is_better)
+                                 higher_is_better=better[r.metric], agree=c.agree)
                 cells[i][j] = replace(c, verdict=verdict)
     return [replace(r, cells=c) for r, c in zip(rows, cells, strict=True)]
 
@@ -200,18 +295,64 @@ def _ran(cases: Sequence[Case]) -> dict[CaseKey, Case]:
     return {c.key: c for c in cases if c.ran}
 
 
-def _rows(label: str, base: Case, others: list[Case | None], threshold: float) -> list[Row]:
+def _reference(cases: dict[CaseKey, Case], case: Case) -> Case | None:
+    """The null ceiling of ``case``'s workload, loop and parameters in the same run."""
+    if case.impl == "null":
+        return None
+    workload, _impl, loop, params = case.key
+    return cases.get((workload, "null", loop, params))
+
+
+#: The name of the gating row for cases measured next to the null ceiling.
+RELATIVE = "tput/null"
+
+
+def _rows(
+    label: str, base: Case, others: list[Case | None], threshold: float,
+    refs: list[tuple[Case | None, Case | None]] | None = None,
+) -> list[Row]:
+    """The rows of one case: the primary (gating) metrics first.
+
+    With a null ceiling in the baseline and every other run (``refs``, per other
+    run: (baseline's null, that run's null)), throughput relative to it gates
+    and raw throughput is informational. The null ceiling's own rows never gate.
+    """
     assert base.summary is not None
+    relative = refs is not None and base.impl != "null" and all(
+        ra is not None and rb is not None
+        and bool(relative_samples(base, ra)) and bool(relative_samples(other, rb))
+        for other, (ra, rb) in zip(others, refs, strict=True) if other is not None
+    )
     rows = []
+    if relative and refs is not None:
+        base_ref = next((ra for ra, _ in refs if ra is not None), None)
+        shown = relative_samples(base, base_ref) if base_ref is not None else []
+        cells = [Cell(_median(shown) if shown else None, None, None, "baseline", False)]
+        for other, (ra, rb) in zip(others, refs, strict=True):
+            if other is None or ra is None or rb is None:
+                cells.append(Cell(None, None, None, "n/a", False))
+            else:
+                cells.append(_relative_cell(base, other, (ra, rb), threshold))
+        rows.append(Row(label, RELATIVE, True, cells))
     for metric in METRICS:
-        cells = [Cell(metric.summary(base.summary), None, None, "baseline", False)]
+        primary = metric.primary and base.impl != "null" and not relative
+        cells = [Cell(_shown(base, metric), None, None, "baseline", False)]
         for other in others:
             if other is None:
                 cells.append(Cell(None, None, None, "n/a", False))
             else:
                 cells.append(_cell(base, other, metric, threshold))
-        rows.append(Row(label, metric.name, metric.primary, cells))
+        rows.append(Row(label, metric.name, primary, cells))
     return rows
+
+
+def _shown(case: Case, metric: Metric) -> float | None:
+    assert case.summary is not None
+    if metric.name == "throughput" and _has_windows(case):
+        rates = _samples(case, metric, True)
+        if rates:
+            return _median(rates)
+    return metric.summary(case.summary)
 
 
 def compare_runs(labels: list[str], runs: list[Run], threshold: float = 0.05) -> Comparison:
@@ -226,7 +367,9 @@ def compare_runs(labels: list[str], runs: list[Run], threshold: float = 0.05) ->
         raise ValueError("the runs have no case in common (workload, impl, loop and params)")
     rows: list[Row] = []
     for key in common:
-        rows += _rows(base[key].label, base[key], [m.get(key) for m in maps[1:]], threshold)
+        case = base[key]
+        refs = [(_reference(base, case), _reference(m, case)) for m in maps[1:]]
+        rows += _rows(case.label, case, [m.get(key) for m in maps[1:]], threshold, refs)
     unmatched: list[tuple[str, str]] = []
     for label, m in zip(labels, maps, strict=True):
         for key, case in m.items():

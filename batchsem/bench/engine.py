@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchsem.bench import impls as impls_mod
 from batchsem.bench import loops
-from batchsem.bench.metrics import RepeatMetrics, measure_repeat, summarize_repeats
+from batchsem.bench.metrics import WINDOWS, RepeatMetrics, measure_repeat, summarize_repeats
 from batchsem.bench.schema import Case, ParamValue
 from batchsem.workloads import REGISTRY, ParamError, Workload
 from batchsem.workloads.base import Context, Limiter, Recorder
@@ -100,6 +101,9 @@ def plan(
         open_names = ", ".join(w.name for w in REGISTRY.values() if w.open_loop)
         raise ParamError(f"--rate applies to the open-loop workloads only ({open_names})")
     resolved = [impls_mod.resolve(spec) for spec in impl_specs]
+    for impl in resolved:
+        if impl.name not in impls_mod.BUILTIN:
+            probe(impl, permits)
     for name in loop_names:
         loops.factory(name)  # raises LoopUnavailable with the reason
     # --param applies to every chosen workload that has the key; unknown everywhere is an error
@@ -108,11 +112,19 @@ def plan(
             names = ", ".join(w.name for w in chosen)
             raise ParamError(f"--param {key}: no chosen workload ({names}) has that parameter")
     cases: list[CaseSpec] = []
+    available = available_memory()
     for w in chosen:
         own = {k: v for k, v in params.items() if k in {p.name for p in w.params}}
         values = w.resolve_params(own)
         if w.check is not None:
             w.check(values, permits, tasks)
+        need, what = memory_estimate(w, values, tasks, duration, rate)
+        if available is not None and need > MEMORY_SHARE * available:
+            raise ParamError(
+                f"{w.name} would hold about {need / 2**30:.1f} GiB per repeat ({what}); "
+                f"{available / 2**30:.1f} GiB is available: lower --tasks, --param waiters "
+                "or --duration"
+            )
         case_impls = list(resolved)
         if ceiling and w.ceiling and all(i.name != "null" for i in case_impls):
             case_impls.append(impls_mod.BUILTIN["null"])
@@ -134,6 +146,71 @@ def plan(
                     )
                 )
     return cases
+
+
+#: Bytes one waiting task costs (Task, coroutine frame, recorder entry, a limiter's
+#: queue node); a generous round figure over what CPython 3.11-3.13 allocate.
+TASK_BYTES = 4096
+#: Bytes the recorder keeps per grant (a 7-tuple of ints and its list slot).
+GRANT_BYTES = 250
+#: More grants per second than any limiter here reaches on one core.
+MAX_GRANT_RATE = 500_000
+#: A run may plan to use at most this share of the memory available when it starts.
+MEMORY_SHARE = 0.8
+
+
+def memory_estimate(
+    workload: Workload, params: Mapping[str, Any], tasks: int, duration: float,
+    rate: float | None,
+) -> tuple[float, str]:
+    """(bytes, explanation): an upper estimate of what one repeat holds at once.
+
+    Concurrent tasks (``--tasks``, plus ``waiters`` queued per cycle for the
+    storm workloads, plus in-flight open-loop arrivals) at :data:`TASK_BYTES`
+    each, and the recorder's grants over ``duration`` at
+    :data:`MAX_GRANT_RATE` (or ``--rate`` if higher).
+    """
+    concurrent = tasks + int(params.get("waiters", 0)) + 1
+    if workload.open_loop and rate is not None:
+        concurrent += min(100_000, int(rate * duration) + 1)
+    grants = max(MAX_GRANT_RATE, rate or 0.0) * duration
+    need = concurrent * TASK_BYTES + grants * GRANT_BYTES
+    return need, f"{concurrent:,} concurrent tasks, up to {int(grants):,} grants recorded"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux MemAvailable, else free pages), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def probe(impl: impls_mod.Impl, permits: int) -> None:
+    """Build one limiter from a user factory, in an event loop, and check its methods.
+
+    Raises :class:`~batchsem.bench.impls.UnknownImpl` (one line) if the factory
+    raises or returns something that is not a limiter, so ``--impl os:getcwd``
+    is a usage error, not a failed measurement.
+    """
+
+    async def build() -> object:
+        return impl.factory(permits)
+
+    try:
+        made = asyncio.run(build())
+    except Exception as exc:
+        reason = " ".join("".join(traceback.format_exception_only(exc)).split())[:200]
+        raise impls_mod.UnknownImpl(f"{impl.name}({permits}) raised {reason}: expected "
+                                    "factory(permits) -> limiter") from None
+    impls_mod.check_limiter(made, impl.name)
 
 
 def _factory(spec: CaseSpec, tracer: Any) -> Callable[[int], Limiter]:
@@ -174,10 +251,21 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
         thread_safe=spec.impl.thread_safe,
     )
     error: str | None = None
+    loop_errors: list[str] = []
+    samples: list[tuple[int, int, int]] = []
+
+    def make_loop() -> asyncio.AbstractEventLoop:
+        loop = loop_factory()
+        loop.set_exception_handler(lambda _loop, context: loop_errors.append(_describe(context)))
+        return loop
 
     async def main() -> None:
         ctx.start_clock()
-        await spec.workload.body(ctx)
+        sampling = asyncio.ensure_future(sample_windows(ctx, samples))
+        try:
+            await watch(ctx, spec.workload.body(ctx))
+        finally:
+            sampling.cancel()
 
     # The cyclic garbage collector is paused while a repeat runs, as timeit
     # does: the recorder's own growing lists would otherwise make every
@@ -187,7 +275,7 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
     gc.disable()
     t0 = time.perf_counter_ns()
     try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
+        with asyncio.Runner(loop_factory=make_loop) as runner:
             runner.run(main())
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -199,7 +287,73 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
         if gc_was_enabled:
             gc.enable()
     elapsed = (time.perf_counter_ns() - t0) / 1e9
-    return measure_repeat(spec.workload, spec.impl, spec.permits, ctx, elapsed, error)
+    gc.collect()  # tasks dropped with an exception report it now, to make_loop's handler
+    if loop_errors and error is None:
+        error = (f"{len(loop_errors)} exception(s) in tasks nobody waited for; first: "
+                 f"{loop_errors[0]}")
+    return measure_repeat(spec.workload, spec.impl, spec.permits, ctx, elapsed, error, samples)
+
+
+def _describe(context: dict[str, Any]) -> str:
+    exc = context.get("exception")
+    if isinstance(exc, BaseException):
+        return "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
+    return str(context.get("message", "unknown error"))
+
+
+class Hung(Exception):
+    """The workload did not finish: nothing made progress for too long after the deadline."""
+
+
+async def watch(ctx: Context, body: Awaitable[None]) -> None:
+    """Run a workload body; cancel it if it hangs. Raises :class:`Hung` in that case.
+
+    Until the deadline the body runs undisturbed. After it, the body is
+    cancelled once no request has made progress for twice ``ctx.stall_s``, or
+    ``ctx.grace_s`` plus that much has passed (looser than ``Context.gather``,
+    whose per-worker diagnosis comes first when it applies). A limiter whose
+    acquire never returns, or which lost permits so later requests wait
+    forever, thus ends the repeat within about ``duration + grace``.
+    """
+    task = asyncio.ensure_future(body)
+    until_deadline = max(0.0, (ctx.deadline_ns - time.perf_counter_ns()) / 1e9)
+    await asyncio.wait({task}, timeout=until_deadline)
+    stall = 2 * ctx.stall_s
+    give_up = time.monotonic() + ctx.grace_s + stall
+    while not task.done():
+        before = ctx.recorder.progress()
+        await asyncio.wait({task}, timeout=stall)
+        if not task.done() and (ctx.recorder.progress() == before or time.monotonic() > give_up):
+            task.cancel()
+            await asyncio.wait({task}, timeout=stall)
+            raise Hung(f"the run did not finish: no request made progress for {stall:.1f} s "
+                       "after the deadline (the limiter hangs, or lost permits)")
+    task.result()
+
+
+def run_delay_ns() -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a CPU (Linux schedstat).
+
+    That is time other processes took from the run; 0 where it is not reported.
+    """
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+async def sample_windows(ctx: Context, samples: list[tuple[int, int, int]]) -> None:
+    """Append (time ns, run-queue delay ns, grants so far) at the timed period's start and
+    at :data:`WINDOWS` equal steps to its deadline (the edges of the gate's windows)."""
+    start = ctx.deadline_ns - int(ctx.duration * 1e9)
+    grants = ctx.recorder.grants
+    for k in range(WINDOWS + 1):
+        target = start + (ctx.deadline_ns - start) * k // WINDOWS
+        wait = (target - time.perf_counter_ns()) / 1e9
+        if wait > 0:
+            await asyncio.sleep(wait)
+        samples.append((time.perf_counter_ns(), run_delay_ns(), len(grants)))
 
 
 def run_case(spec: CaseSpec, progress: Progress | None = None) -> Case:
@@ -232,7 +386,7 @@ def run_interleaved(
         if spec.warmup > 0 and spec.unsupported_reason() is None:
             # Untimed: first-call costs (imports, allocator growth, caches, the
             # CPU leaving its idle frequency) are paid here, not by repeat 1.
-            run_repeat(replace(spec, duration=spec.warmup), -1)
+            run_repeat(replace(spec, duration=spec.warmup, trace=None), -1)
     rounds = max((s.repeats for s in specs), default=0)
     for index in range(rounds):
         for i, spec in enumerate(specs):

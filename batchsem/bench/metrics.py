@@ -129,8 +129,13 @@ def measure_repeat(
     ctx: Context,
     elapsed_s: float,
     error: str | None,
+    samples: list[tuple[int, int, int]] | None = None,
 ) -> RepeatMetrics:
-    """Measure one finished repeat; ``error`` is the body's exception text, if any."""
+    """Measure one finished repeat; ``error`` is the body's exception text, if any.
+
+    ``samples``: (time ns, run-queue delay ns, grants so far) at the window
+    edges (see :func:`batchsem.bench.engine.sample_windows`).
+    """
     rec = ctx.recorder
     reported = set(workload.classes)
     classes = {c: ClassMetrics() for c in workload.classes}
@@ -179,9 +184,9 @@ def measure_repeat(
             if reason == "closed":
                 ops += 1
                 permit_total += n
-    for cls, samples in rec.latency_extra.items():
+    for cls, extra_waits in rec.latency_extra.items():
         if cls in waits:
-            waits[cls].update(samples)
+            waits[cls].update(extra_waits)
     total = LatencyRecorder()
     for cls, counter in waits.items():
         classes[cls].latency.record_counts(counter)
@@ -233,35 +238,48 @@ def measure_repeat(
         invariants=invariants,
         extra=rec.extra,
         error=error,
-        windows=windows(rec.grants, deadline - int(ctx.duration * 1e9), deadline),
+        windows=windows(rec.grants, samples or []),
     )
 
 
 def windows(
-    grants: list[tuple[int, str, int, int, int, int, int]], start_ns: int, end_ns: int
+    grants: list[tuple[int, str, int, int, int, int, int]], samples: list[tuple[int, int, int]]
 ) -> Windows | None:
-    """Throughput and p99 wait in :data:`WINDOWS` equal windows of ``[start_ns, end_ns)``.
+    """Throughput and p99 wait per window between consecutive ``samples``.
 
-    A grant belongs to the window its grant time falls in; grants outside the
-    timed period (the drain after the deadline) are not counted.
+    A window's throughput is its grants over its duration *less the time the
+    thread waited for a CPU* (``run_delay``): another process taking the CPU
+    slows the run without being part of what is measured, and on a shared
+    machine that is the largest source of run-to-run drift. The p99 is over
+    the grants whose grant time falls in the window. None without two samples.
     """
-    span = end_ns - start_ns
-    if span <= 0:
+    if len(samples) < 2:
         return None
-    waits: list[list[int]] = [[] for _ in range(WINDOWS)]
-    for _task, _cls, _n, t_req, t_grant, _rs, _gs in grants:
-        offset = t_grant - start_ns
-        if 0 <= offset < span:
-            waits[offset * WINDOWS // span].append(t_grant - t_req)
-    width = span / WINDOWS / 1e9
+    edges = [t for t, _, _ in samples]
+    waits: list[list[int]] = [[] for _ in range(len(samples) - 1)]
+    first, last = edges[0], edges[-1]
+    k = 0
+    for _task, _cls, _n, t_req, t_grant, _rs, _gs in sorted(grants, key=lambda g: g[4]):
+        if not first <= t_grant < last:
+            continue
+        while t_grant >= edges[k + 1]:
+            k += 1
+        waits[k].append(t_grant - t_req)
+    rates: list[float] = []
+    stolen: list[float] = []
     p99: list[float | None] = []
-    for w in waits:
+    for i, w in enumerate(waits):
+        span = edges[i + 1] - edges[i]
+        delay = max(0, samples[i + 1][1] - samples[i][1])
+        stolen.append(delay / 1e9)
+        rates.append(len(w) / max(span - delay, 1) * 1e9)
         if not w:
             p99.append(None)
             continue
         w.sort()
         p99.append(w[max(0, math.ceil(0.99 * len(w)) - 1)] / 1e3)
-    return Windows(width_s=width, throughput_ops=[len(w) / width for w in waits], p99_us=p99)
+    return Windows(width_s=(last - first) / len(waits) / 1e9, throughput_ops=rates, p99_us=p99,
+                   stolen_s=stolen)
 
 
 def _expected_free(ctx: Context, lim: object) -> int:

@@ -155,13 +155,17 @@ class Summary:
 class Windows:
     """Equal time windows of one repeat's timed period: the samples the gate tests.
 
-    ``throughput_ops[i]`` is grants per second in window ``i``; ``p99_us[i]``
-    the 99th percentile wait of the grants in it (None when it had none).
+    ``throughput_ops[i]`` is grants per second in window ``i``, counting only
+    the time the run had a CPU or was idle: ``stolen_s[i]``, the time it sat
+    runnable while other processes ran (Linux schedstat; 0 elsewhere), is
+    taken out. ``p99_us[i]`` is the 99th percentile wait of the grants in it
+    (None when it had none).
     """
 
     width_s: float
     throughput_ops: list[float]
     p99_us: list[float | None]
+    stolen_s: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

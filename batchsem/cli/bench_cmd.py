@@ -36,10 +36,13 @@ from .common import (
     stderr_console,
 )
 from .exports import Exports, export_options
-from .render import noise_warning, sweep_tables, workload_tables
+from .render import busy_warning, noise_warning, sweep_tables, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
-SUITE_DURATION = 0.4
+#: Default repeats of --duration seconds: many short interleaved repeats, so every case is
+#: measured in several rounds close in time to its null ceiling (see docs/methodology.md).
+SUITE_DURATION = 0.2
+SUITE_REPEATS = 6
 QUICK_DURATION = 0.1
 #: Each case runs untimed for this share of --duration before its first repeat.
 WARMUP_FRACTION = 0.25
@@ -104,7 +107,8 @@ def save_or_explain(run: Run, save_to: SaveTo, interrupted: bool) -> Path | None
               "[every available one]")
 @click.option("--duration", type=float, default=None,
               help=f"seconds per repeat [{SUITE_DURATION}; --quick {QUICK_DURATION}]")
-@click.option("--repeat", "repeats", type=int, default=None, help="repeats per case [3; --quick 2]")
+@click.option("--repeat", "repeats", type=int, default=None,
+              help=f"repeats per case [{SUITE_REPEATS}; --quick 2]")
 @click.option("--tasks", type=int, default=32, show_default=True, help="concurrent tasks (T)")
 @click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
 @click.option("--param", "param_opt", multiple=True, metavar="KEY=VALUE",
@@ -178,7 +182,7 @@ def bench(
     if duration is None:
         duration = QUICK_DURATION if quick else SUITE_DURATION
     if repeats is None:
-        repeats = 2 if quick else 3
+        repeats = 2 if quick else SUITE_REPEATS
     params = parse_params(param_opt)
     try:
         sweep = None if sweep_opt is None else parse_sweep(sweep_opt)
@@ -255,9 +259,9 @@ def _report(
         if swept is not None:
             out.print(sweep_tables(run.cases, swept, out.width))
         _warn_fifo(run, out)
-    warning = noise_warning(run.cases)
-    if warning is not None:
-        err.print(warning)
+    for warning in (noise_warning(run.cases), busy_warning(run.cases)):
+        if warning is not None:
+            err.print(warning)
     err.print(Text(f"saved {saved}", style="dim"))
     label = saved.stem if saved is not None else "run"
     for path in exports.write(lambda: case_table([(label, run)])):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -34,11 +35,25 @@ def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
+class _Console(Console):
+    """rich's Console, but a reader that went away (``| head``) is not a failure.
+
+    rich exits 1 on a broken pipe, which ``compare --fail-on-regression`` uses
+    for "regression found"; this raises BrokenPipeError, which ``main`` turns
+    into a quiet exit 0.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "stdout closed")
+
+
 def console(file: IO[str] | None = None) -> Console:
-    """The console for results (stdout). Colours follow NO_COLOR and terminal detection."""
+    """The console for results (stdout). Colours follow NO_COLOR and terminal detection;
+    without a terminal the width is ``COLUMNS`` if set, else 150."""
     stream = file or sys.stdout
     no_color = bool(os.environ.get("NO_COLOR"))
-    out = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False)
+    out = _Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = 150  # files and pipes: wide enough for the tables, not wrapped at 80
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from batchsem.bench import impls, loops
 from batchsem.workloads import REGISTRY
@@ -28,8 +29,10 @@ def list_cmd() -> None:
             flags.append("thread-safe impls only")
         if w.classes != ("all",):
             flags.append("classes: " + ", ".join(w.classes))
-        desc = w.description + (f"\n[dim]{'; '.join(flags)}[/dim]" if flags else "")
-        table.add_row(w.name, desc, params)
+        desc = Text(w.description)
+        if flags:
+            desc.append("\n" + "; ".join(flags), style="dim")
+        table.add_row(Text(w.name), desc, Text(params))
     out.print(table)
 
     table = Table(title="implementations (--impl)", title_justify="left", header_style="bold")
@@ -39,13 +42,14 @@ def list_cmd() -> None:
     table.add_column("description")
     for name, impl in impls.BUILTIN.items():
         ok = impls.installed(name)
+        installed = Text("yes", style="green") if ok else Text("no", style="red")
+        if not ok:
+            installed.append(" (pip install 'batchsem[peers]')")
         table.add_row(
-            name,
-            "[green]yes[/green]" if ok else "[red]no[/red] (pip install 'batchsem[peers]')",
-            "yes" if impl.thread_safe else "no",
-            impl.description,
+            Text(name), installed, "yes" if impl.thread_safe else "no", Text(impl.description)
         )
-    table.add_row("module:attr", "-", "if declared", "your factory(permits) -> limiter (README)")
+    table.add_row("module:attr", "-", "if declared",
+                  Text("your factory(permits) -> limiter (README)"))
     out.print(table)
 
     table = Table(title="event loops (--loop)", title_justify="left", header_style="bold")
@@ -53,5 +57,8 @@ def list_cmd() -> None:
     table.add_column("available")
     for name in loops.LOOPS:
         reason = loops.unavailable_reason(name)
-        table.add_row(name, "[green]yes[/green]" if reason is None else f"[red]no[/red]: {reason}")
+        available = Text("yes", style="green") if reason is None else Text("no", style="red")
+        if reason is not None:
+            available.append(f": {reason}")
+        table.add_row(Text(name), available)
     out.print(table)

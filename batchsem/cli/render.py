@@ -21,6 +21,7 @@ from batchsem.report.tabular import sweep_points, varying_params
 
 __all__ = [
     "Column",
+    "busy_warning",
     "environment_table",
     "fitted_table",
     "fmt_rate",
@@ -224,8 +225,8 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
     unit = next((c.unit for c in cases if c.unit), "acq/s")
     varying = varying_params(cases)
     columns = [
-        Column("impl", wrap=True), Column("loop", keep=2),
-        *(Column(key, "right") for key in varying), Column(f"{unit} ±95%", "right"),
+        Column("impl", wrap=True), Column("loop"),
+        *(Column(key, "right") for key in varying), Column(f"{unit} ±95%", "right", wrap=True),
         Column("permits/s", "right", keep=1), Column("p50", "right", keep=4),
         Column("p99", "right", keep=5), Column("p99.9", "right", keep=2),
         Column("max", "right", keep=3), Column("Jain", "right", keep=3),
@@ -312,6 +313,32 @@ def sweep_tables(cases: Iterable[Case], name: str, width: int = 150) -> Group:
     return Group(*tables)
 
 
+def stolen_share(case: Case) -> float | None:
+    """The share of a case's timed windows in which other processes had its CPU."""
+    width = stolen = 0.0
+    for r in case.repeats:
+        if r.windows is not None and r.windows.stolen_s:
+            width += r.windows.width_s * len(r.windows.stolen_s)
+            stolen += sum(r.windows.stolen_s)
+    return stolen / width if width > 0 else None
+
+
+#: Above this share of stolen CPU time a run is flagged as measured on a busy machine.
+BUSY = 0.10
+
+
+def busy_warning(cases: Iterable[Case]) -> Text | None:
+    """A warning when other processes took a noticeable share of the CPU during the run."""
+    shares = [s for s in (stolen_share(c) for c in cases) if s is not None]
+    if not shares or max(shares) <= BUSY:
+        return None
+    return Text(
+        f"busy machine: other processes took up to {max(shares):.0%} of the CPU during the "
+        "timed windows; throughput leaves that time out, latency cannot (waits include it)",
+        style="yellow",
+    )
+
+
 def noise_warning(cases: Iterable[Case]) -> Text | None:
     """The warning (with the fix) for cases whose interval is too wide to trust."""
     noisy = noisy_cases(cases)
@@ -330,7 +357,7 @@ def noise_warning(cases: Iterable[Case]) -> Text | None:
 def starve_table(cases: Iterable[Case], width: int = 150) -> Table:
     """``starve-test``'s verdict per implementation and loop."""
     columns = [
-        Column("impl", wrap=True), Column("loop", keep=3), Column("verdict"),
+        Column("impl", wrap=True), Column("loop"), Column("verdict"),
         Column("large done", "right", keep=2), Column("small done", "right", keep=1),
         Column("wait p50", "right", keep=2), Column("p99", "right", keep=3),
         Column("longest", "right"), Column("max overtaken", "right", keep=4),

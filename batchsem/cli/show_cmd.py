@@ -12,6 +12,7 @@ from batchsem.report.tabular import sweep_name
 
 from .common import console, fail
 from .render import (
+    busy_warning,
     environment_table,
     histogram_panel,
     noise_warning,
@@ -29,6 +30,11 @@ from .render import (
               help="log-spaced buckets per histogram")
 def show(run: Path, no_histograms: bool, buckets: int) -> None:
     """Show a saved RUN: environment, the tables bench printed, latency histograms."""
+    from batchsem.bench.pyperf_compare import is_pyperf_file
+
+    if is_pyperf_file(run):
+        fail(f"{run} is a pyperf file (bench --micro): show it with 'python -m pyperf show "
+             f"{run}'")
     try:
         data = results.load(run)
     except results.ResultError as exc:
@@ -56,8 +62,9 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
     swept = sweep_name(data)
     if swept is not None:
         out.print(sweep_tables(data.cases, swept, out.width))
-    warning = noise_warning(data.cases) if data.kind == "bench" else None
-    if warning is not None:
-        out.print(warning)
+    for warning in (noise_warning(data.cases) if data.kind == "bench" else None,
+                    busy_warning(data.cases)):
+        if warning is not None:
+            out.print(warning)
     for panel in panels:
         out.print(panel)

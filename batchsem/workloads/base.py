@@ -333,35 +333,57 @@ class Context:
         """Declare a task that should complete requests of ``cls`` (for starvation counts)."""
         self.task_ids.setdefault(cls, set()).add(task)
 
-    async def gather(
-        self, coros: list[Awaitable[None]], grace: float = 10.0, stall: float = 0.5
-    ) -> None:
+    @property
+    def longest_hold(self) -> float:
+        """The longest hold time any parameter asks for (seconds; 0 if none)."""
+        return max((float(v) for k, v in self.params.items()
+                    if "hold" in k and isinstance(v, int | float)), default=0.0)
+
+    @property
+    def stall_s(self) -> float:
+        """How long no request may make progress after the deadline before the run counts
+        as stuck: 0.5 s plus four of the longest holds (a holder must be able to finish)."""
+        return STALL_S + 4 * self.longest_hold
+
+    @property
+    def grace_s(self) -> float:
+        """How long after the deadline unfinished workers are waited for at most."""
+        return GRACE_S + 10 * self.longest_hold
+
+    async def gather(self, coros: list[Awaitable[None]]) -> None:
         """Run the workers to completion, then cancel any that are stuck.
 
         After the deadline, workers that make no progress (no grant, release
-        or failure anywhere) for ``stall`` seconds, or are still running
-        ``grace`` seconds after it, are cancelled and counted in
-        ``unfinished`` (a deadlock or a lost wake-up in the implementation).
-        Exceptions from workers propagate once every worker has finished.
+        or failure anywhere) for :attr:`stall_s`, or are still running
+        :attr:`grace_s` after it, are cancelled and counted in ``unfinished``
+        (a deadlock or a lost wake-up in the implementation). Every worker's
+        exception is retrieved; the first is raised once all have finished.
         """
         tasks = [asyncio.ensure_future(c) for c in coros]
         pending: set[asyncio.Future[None]] = set(tasks)
         until_deadline = max(0.0, (self.deadline_ns - time.perf_counter_ns()) / 1e9)
         _, pending = await asyncio.wait(pending, timeout=until_deadline)
         rec = self.recorder
-        give_up = time.monotonic() + grace
+        give_up = time.monotonic() + self.grace_s
         while pending:
             before = rec.progress()
-            _, pending = await asyncio.wait(pending, timeout=stall)
+            _, pending = await asyncio.wait(pending, timeout=self.stall_s)
             if pending and (rec.progress() == before or time.monotonic() > give_up):
                 self.unfinished += len(pending)
                 for t in pending:
                     t.cancel()
-                await asyncio.wait(pending)
+                await asyncio.wait(pending, timeout=self.stall_s)
                 break
-        for t in tasks:
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+        errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+
+#: Seconds without progress after the deadline before a run counts as stuck (plus holds).
+STALL_S = 0.5
+#: Seconds after the deadline that stuck workers are waited for at most (plus holds).
+GRACE_S = 10.0
 
 
 def at_most_permits(name: str) -> Callable[[Mapping[str, Any], int, int], None]:

@@ -64,10 +64,14 @@ async def body(ctx: Context) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=loop_thread, args=(i,)) for i in range(nthreads)]
+    # Daemon threads: if the limiter hangs one of them, the engine's watchdog fails the
+    # repeat and the process can still exit.
+    threads = [threading.Thread(target=loop_thread, args=(i,), daemon=True)
+               for i in range(nthreads)]
     if blocking_ok:
         threads += [
-            threading.Thread(target=blocking_thread, args=(i,)) for i in range(nblocking)
+            threading.Thread(target=blocking_thread, args=(i,), daemon=True)
+            for i in range(nblocking)
         ]
     for t in threads:
         t.start()
@@ -81,8 +85,10 @@ WORKLOAD = Workload(
     name="threads",
     description="tasks on several threads' own event loops (+ acquire_blocking threads) share one",
     params=(
-        Param("threads", int, 2, "threads, each running its own event loop", minimum=1),
-        Param("blocking_threads", int, 1, "plain threads using acquire_blocking (batchsem)", 0),
+        Param("threads", int, 2, "threads, each running its own event loop", minimum=1,
+              maximum=256),
+        Param("blocking_threads", int, 1, "plain threads using acquire_blocking (batchsem)", 0,
+              256),
         Param("max_batch", int, 2, "largest batch (uniform in 1..max_batch)", minimum=1),
     ),
     body=body,
