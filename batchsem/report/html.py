@@ -190,11 +190,10 @@ def _comparison_section(
 ) -> None:
     page.heading(2, f"Comparison against the baseline {runs[0][0]}")
     page.parts.append(
-        f"<p>{cmp.regressions} regressed, {cmp.improvements} improved "
-        f"in the primary metrics (throughput, p99: Welch p &lt; 0.05, Holm-adjusted over "
-        f"{cmp.tests} tests; threshold {cmp.threshold:.0%}). The other metrics are "
-        "informational (Benjamini-Hochberg); MDE is the smallest change the data could "
-        "have detected.</p>"
+        f"<p>{cmp.regressions} regressed, {cmp.improvements} improved in the rows that gate "
+        f"(gates = yes; Welch p &lt; 0.05, Holm-adjusted over {cmp.tests} tests; threshold "
+        f"{cmp.threshold:.0%}). The other rows are informational (Benjamini-Hochberg); MDE is "
+        "the smallest change the data could have detected.</p>"
     )
     page.parts.append(_table_html(comparison_table(cmp),
                                   {"improved": "improved", "regressed": "regressed"}))

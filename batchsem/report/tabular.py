@@ -179,8 +179,8 @@ def comparison_table(cmp: Comparison) -> Tabular:
     smallest change the data could have detected (``mde_ratio``).
 
     Values are in the metric's unit (``unit`` column: ``/s``, ``µs`` or empty);
-    ``gates`` says whether the metric is a primary one (``--fail-on-regression``;
-    Holm-adjusted) or informational (Benjamini-Hochberg).
+    ``gates`` says whether the row is one ``--fail-on-regression`` acts on
+    (Holm-adjusted) or informational (Benjamini-Hochberg).
     """
     units = {"throughput": "/s", "p50": "µs", "p99": "µs", "p99.9": "µs", "max": "µs"}
     columns = [Column("case", "case"), Column("metric", "metric"), Column("gates", "gates"),
