@@ -275,6 +275,18 @@ def test_percentile_curve_matches_hdrhistogram() -> None:
     assert len(curve) == 4 * 4 + 1 + 1  # k = 0 .. log10(10000) in steps of 0.25, then max
 
 
+def test_report_of_runs_with_nothing_in_common(runs: dict[str, Path], tmp_path: Path) -> None:
+    st = tmp_path / "st.json"
+    assert invoke("bench", "starvation", "--impl", "batchsem", "--loop", "asyncio",
+                  "--duration", "0.02", "--repeat", "1", "-o", str(st)).exit_code == 0
+    out = tmp_path / "r.html"
+    result = invoke("report", str(runs["sweep"]), str(st), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "not compared: " in result.stderr
+    page = out.read_text()
+    assert "Not compared: " in page and "sweep-tasks" in page and "starvation" in page
+
+
 def test_starve_test_report_shows_the_verdicts(tmp_path: Path) -> None:
     run = tmp_path / "st.json"
     result = invoke("starve-test", "--impl", "batchsem,condition", "--loop", "asyncio",

@@ -74,14 +74,17 @@ def report(
         if not os.access(png, os.W_OK):
             fail(f"cannot write PNG files to {png}: permission denied")
     comparison = None
+    not_compared = None
     if len(loaded) > 1:
         try:
             comparison = compare_runs([lbl for lbl, _ in loaded], [r for _, r in loaded],
                                       threshold)
-        except ValueError as exc:
-            fail(str(exc))
-    page = build_report(loaded, comparison)
+        except ValueError as exc:  # e.g. no case in common: the runs are still shown
+            not_compared = str(exc)
+    page = build_report(loaded, comparison, not_compared)
     err = stderr_console()
+    if not_compared is not None:
+        err.print(Text(f"not compared: {not_compared}", style="yellow"))
     try:
         target.write_text(page.html, encoding="utf-8")
     except OSError as exc:

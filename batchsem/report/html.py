@@ -209,15 +209,24 @@ def _comparison_section(
 
 
 def build_report(
-    runs: Sequence[tuple[str, Run]], comparison: Comparison | None = None
+    runs: Sequence[tuple[str, Run]],
+    comparison: Comparison | None = None,
+    not_compared: str | None = None,
 ) -> Report:
-    """The HTML page for ``runs`` (``(label, run)``; the first is the baseline)."""
+    """The HTML page for ``runs`` (``(label, run)``; the first is the baseline).
+
+    ``comparison``: the runs compared (shown with overlays); ``not_compared``: why
+    several runs could not be compared (shown instead).
+    """
     page = _Page()
     with figures.text_as_text():
         for label, run in runs:
             _run_section(page, label, run)
         if comparison is not None and len(runs) > 1:
             _comparison_section(page, runs, comparison)
+        elif not_compared is not None:
+            page.heading(2, "Comparison")
+            page.parts.append(f"<p>Not compared: {_esc(not_compared)}</p>")
     toc = "".join(
         f'<li style="margin-left:{(level - 2) * 16}px"><a href="#{anchor}">{_esc(text)}</a></li>'
         for level, anchor, text in page.toc
