@@ -17,10 +17,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def export_options(command: F) -> F:
     """Add the two export options (parameters ``export_csv`` and ``export_markdown``)."""
-    command = click.option("--export-csv", "export_csv", default=None, metavar="FILE",
-                           help="also write the table as CSV (units in the header)")(command)
+    # click lists options in reverse order of decoration: CSV first
     command = click.option("--export-markdown", "export_markdown", default=None, metavar="FILE",
                            help="also write the table as Markdown")(command)
+    command = click.option("--export-csv", "export_csv", default=None, metavar="FILE",
+                           help="also write the table as CSV (units in the header)")(command)
     return command
 
 
