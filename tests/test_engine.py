@@ -538,3 +538,24 @@ def test_recorder_settled_entry_dropped_when_the_request_fails() -> None:
     assert not rec.settled
     assert [f[6] for f in rec.failed] == ["cancelled"]
     assert len(rec.grants) == 2
+
+
+def test_every_case_warms_up_before_its_timed_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = plan(["contended", "uncontended"], repeats=2)
+    specs = [dataclasses.replace(s, warmup=0.01) for s in specs]
+    calls: list[tuple[str, int, float]] = []
+
+    def fake(spec: engine.CaseSpec, index: int) -> Any:
+        calls.append((spec.workload.name, index, spec.duration))
+        return object()
+
+    monkeypatch.setattr(engine, "run_repeat", fake)
+    done: dict[int, list[Any]] = {}
+    engine.run_interleaved(specs, done)
+    warm = [(w, d) for w, i, d in calls if i == -1]
+    assert warm == [("contended", 0.01), ("uncontended", 0.01)]
+    assert [i for _, i, _ in calls] == [-1, -1, 0, 0, 1, 1]  # warm-ups first, untimed
+    assert all(len(v) == 2 for v in done.values())  # warm-ups are not kept
+    stop = iter([False, True])
+    with pytest.raises(KeyboardInterrupt):
+        engine.run_interleaved(specs, {}, stop=lambda: next(stop, True))

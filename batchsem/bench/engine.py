@@ -261,9 +261,10 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
 
     async def main() -> None:
         ctx.start_clock()
+        body = asyncio.ensure_future(spec.workload.body(ctx))  # first to run: the clock is on
         sampling = asyncio.ensure_future(sample_windows(ctx, samples))
         try:
-            await watch(ctx, spec.workload.body(ctx))
+            await watch(ctx, body)
         finally:
             sampling.cancel()
 
@@ -373,6 +374,7 @@ def run_interleaved(
     specs: list[CaseSpec],
     done: dict[int, list[RepeatMetrics]],
     progress: Callable[[CaseSpec, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Run repeat 1 of every case, then repeat 2 of every case, and so on.
 
@@ -381,9 +383,17 @@ def run_interleaved(
     drift (other load, thermal state) instead of one getting a quiet minute
     and another a busy one. Repeats are stored in ``done`` (by index into
     ``specs``) as they finish, so a ``KeyboardInterrupt`` loses none of them.
+    ``stop()`` is asked before every repeat; if it is true, ``KeyboardInterrupt`` is
+    raised (an interruption that a finalizer swallowed still ends the run).
     """
+
+    def check() -> None:
+        if stop is not None and stop():
+            raise KeyboardInterrupt
+
     for spec in specs:
         if spec.warmup > 0 and spec.unsupported_reason() is None:
+            check()
             # Untimed: first-call costs (imports, allocator growth, caches, the
             # CPU leaving its idle frequency) are paid here, not by repeat 1.
             run_repeat(replace(spec, duration=spec.warmup, trace=None), -1)
@@ -392,6 +402,7 @@ def run_interleaved(
         for i, spec in enumerate(specs):
             if index >= spec.repeats or spec.unsupported_reason() is not None:
                 continue
+            check()
             result = run_repeat(spec, index)
             done.setdefault(i, []).append(result)
             if progress is not None:

@@ -25,6 +25,7 @@ from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
 from .common import (
+    TERMINATED,
     SaveTo,
     console,
     fail,
@@ -80,7 +81,7 @@ def run_cases(cases: list[engine.CaseSpec], run: Run, *, quiet: bool) -> bool:
             )
 
         try:
-            engine.run_interleaved(cases, done, advance)
+            engine.run_interleaved(cases, done, advance, stop=TERMINATED.is_set)
         except KeyboardInterrupt:
             interrupted = True
     for i, spec in enumerate(cases):

@@ -7,6 +7,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,12 +135,18 @@ class Interrupted(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM, so a terminated run is saved like Ctrl-C."""
 
 
+#: Set by SIGTERM: an Interrupted raised inside a finalizer is swallowed, this is not.
+TERMINATED = threading.Event()
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """While inside, SIGTERM raises :class:`Interrupted` (a KeyboardInterrupt) instead of
-    killing the process, so the caller's Ctrl-C path saves what finished."""
+    killing the process, so the caller's Ctrl-C path saves what finished. It also sets
+    :data:`TERMINATED`, for callers to check between steps."""
 
     def handler(signum: int, frame: object) -> None:
+        TERMINATED.set()
         raise Interrupted()
 
     try:
