@@ -345,6 +345,16 @@ def _chromium_or_skip() -> None:
     pytest.skip(message)
 
 
+def test_missing_chromium_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        _chromium_or_skip()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        _chromium_or_skip()
+
+
 _PLOTS = """Array.from(document.querySelectorAll('figure.plot')).map(f => {
   const svg = f.querySelector('svg'); const box = svg ? svg.getBoundingClientRect() : null;
   return {name: f.dataset.plot, paths: svg ? svg.querySelectorAll('path').length : 0,
