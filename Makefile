@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Development installs every extra: the tool (cli), its tests, the peer limiters.
-EXTRAS := cli,test,peers,redis
+# Development installs every extra: the tool (cli), its tests, the peer limiters, Redis, reports.
+EXTRAS := cli,test,peers,redis,report
 
-.PHONY: test bench lint typecheck docs dist dist-check clean memcheck
+.PHONY: test bench lint typecheck docs dist dist-check clean memcheck system-packages
+
+# Debian packages that some tests drive, as package:binary. Without them those tests
+# skip (and fail when CI is set); .ci/run installs them.
+DEBIAN_PACKAGES := redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium
 
 # setup.py builds the C accelerator in place; rebuild when its source changes.
 $(STAMP): pyproject.toml setup.py batchsem/_cbatchsem.c
@@ -22,10 +26,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict batchsem
 
-test: lint typecheck
-	@command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || \
-		echo "make: redis-server not found: the RedisSemaphore tests are skipped (they fail with CI set)." \
-		     "Install the Debian package: sudo apt-get install redis-server"
+system-packages:
+	@for pair in $(DEBIAN_PACKAGES); do pkg=$${pair%%:*}; bin=$${pair#*:}; \
+	  [ -x "$$bin" ] || echo "missing Debian package $$pkg ($$bin): apt-get install -y $$pkg"; \
+	done
+
+test: lint typecheck system-packages
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -38,15 +38,6 @@ TINY = {
     "starve-test": ("--duration", "0.3", "--loop", "asyncio"),
 }
 
-# Documents other branches add in this release, linked before they land. The test
-# fails once one exists, so the entry is removed at the merge that brings it.
-PENDING = {
-    "docs/report.md": "report (issue 11)",
-    "docs/img/starvation.png": "report (issue 11)",
-    "docs/img/sweep.png": "report (issue 11)",
-}
-
-
 @dataclass
 class Block:
     path: Path
@@ -167,18 +158,9 @@ def test_links_resolve() -> None:
             if not target or "://" in target or target.startswith("mailto:"):
                 continue
             resolved = (path.parent / target).resolve()
-            rel = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else ""
-            if rel in PENDING:
-                continue
             if not resolved.exists():
                 missing.append(f"{path.relative_to(ROOT)}: {m['target']}")
     assert not missing, missing
-
-
-@pytest.mark.parametrize("rel", sorted(PENDING))
-def test_pending_documents_are_still_pending(rel: str) -> None:
-    assert not (ROOT / rel).exists(), (
-        f"{rel} has landed ({PENDING[rel]}): remove it from PENDING in tests/test_docs.py")
 
 
 def test_cli_reference_matches_the_commands() -> None:

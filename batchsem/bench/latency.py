@@ -19,6 +19,7 @@ recording the values one by one.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 
@@ -193,6 +194,43 @@ class LatencyRecorder:
         if self.count == 0:
             return 0.0
         return float(self._hist.get_value_at_percentile(percentile)) / 1000.0
+
+    def percentile_curve(self, step: float = 0.05) -> list[tuple[float, float]]:
+        """The percentile spectrum as ``(percentile, value_us)`` pairs, for plotting.
+
+        Percentiles are ``100 * (1 - 10**-k)`` for ``k = 0, step, 2*step, ...``
+        (evenly spaced on a "nines" axis: 90 is one nine, 99.9 three) while
+        ``k <= log10(count)``, i.e. until the rank reaches the last value; then
+        ``(100.0, max)``. Values follow :meth:`value_at_percentile_us` (rank
+        ``max(1, round(p/100 * count))``, highest value of its bucket), found
+        in one pass over the buckets. Empty list if nothing was recorded;
+        ``ValueError`` if ``step <= 0``.
+        """
+        if not step > 0:
+            raise ValueError(f"step must be > 0, got {step!r}")
+        h = self._hist
+        total = int(h.get_total_count())
+        if total == 0:
+            return []
+        highs: list[int] = []  # highest value of each non-empty bucket, ascending
+        cumulative: list[int] = []  # values at or below it
+        running = 0
+        # The counts array itself (a ctypes array, zero past what a decoded histogram
+        # carried): ~30x faster than get_count_at_index over its ~27,000 slots.
+        for index, c in enumerate(list(h.counts)[: h.counts_len]):
+            if c:
+                running += int(c)
+                highs.append(int(h.get_highest_equivalent_value(h.get_value_from_index(index))))
+                cumulative.append(running)
+        out: list[tuple[float, float]] = []
+        top = math.log10(total)
+        steps = int(top / step + 1e-9)
+        for i in range(steps + 1):
+            percentile = 100.0 * (1.0 - 10.0 ** (-i * step))
+            rank = max(1, int(percentile / 100.0 * total + 0.5))
+            out.append((percentile, highs[bisect.bisect_left(cumulative, rank)] / 1000.0))
+        out.append((100.0, highs[-1] / 1000.0))
+        return out
 
     def buckets_log(self, n: int = 20) -> list[tuple[float, float, int]]:
         """Counts in ``n`` log-spaced buckets, for drawing a histogram in a terminal.

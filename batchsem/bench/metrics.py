@@ -17,6 +17,7 @@ from batchsem.bench.fairness import overtakes, starved
 from batchsem.bench.impls import Impl
 from batchsem.bench.latency import LatencyRecorder
 from batchsem.bench.schema import (
+    MAX_WORK_TASKS,
     ClassSummary,
     Fairness,
     Histogram,
@@ -308,8 +309,11 @@ def summarize_repeats(
         longest = 0
         cls_jain: list[float] = []
         cls_starved = 0
+        work: dict[int, int] = {}
         for r in repeats:
             m = r.classes[cls]
+            for task in m.tasks:
+                work[task] = work.get(task, 0) + m.work.get(task, 0)
             merged.add(m.latency)
             completed += m.completed
             in_window += m.completed_in_window
@@ -338,6 +342,7 @@ def summarize_repeats(
                 starved_tasks=cls_starved,
                 max_wait_ratio=_wait_ratio(merged),
             ),
+            work_per_task=[work[t] for t in sorted(work)] if len(work) <= MAX_WORK_TASKS else [],
         )
     extra: dict[str, Stat] = {}
     for key in sorted({k for r in repeats for k in r.extra}):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 __all__ = [
+    "MAX_WORK_TASKS",
     "SCHEMA",
     "Case",
     "ClassSummary",
@@ -127,6 +128,14 @@ class ClassSummary:
     longest_wait_in_window_us: float = 0.0
     failed: int = 0
     latency_us: Latency | None = None
+    #: Permits each task of the class acquired, summed over the repeats, in task-id
+    #: order (what Jain's index is computed from). Empty when the class has no
+    #: long-lived tasks (open-loop arrivals) or more than ``MAX_WORK_TASKS`` of them.
+    work_per_task: list[int] = field(default_factory=list)
+
+
+#: The most tasks whose work :class:`ClassSummary` stores one by one.
+MAX_WORK_TASKS = 4096
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,11 @@ def _register() -> None:
     from .compare_cmd import compare
     from .completion import completion
     from .list_cmd import list_cmd
+    from .report_cmd import report
     from .show_cmd import show
     from .starve_cmd import starve_test
 
-    for command in (bench, starve_test, compare, show, list_cmd, completion):
+    for command in (bench, starve_test, compare, show, report, list_cmd, completion):
         cli.add_command(command)
 
 

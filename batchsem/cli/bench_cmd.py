@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from batchsem.bench.impls import UnknownImpl
 from batchsem.bench.loops import LoopUnavailable
 from batchsem.bench.metrics import RepeatMetrics
 from batchsem.bench.schema import Run
+from batchsem.bench.sweep import parse_sweep, plan_sweep
 from batchsem.tracing import JsonLinesTracer
 from batchsem.workloads import REGISTRY, ParamError
 
@@ -36,8 +38,9 @@ from .common import (
     use_redis,
 )
 from .completion import complete_impls, complete_loops, complete_workloads
+from .exports import Exports, export_options
 from .helptext import examples, listing
-from .render import busy_warning, noise_warning, workload_tables
+from .render import busy_warning, noise_warning, sweep_tables, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
 #: Default repeats of --duration seconds: many short interleaved repeats, so every case is
@@ -130,6 +133,8 @@ BENCH_EPILOG = "\n\n".join((
 @click.option("--permits", type=int, default=8, show_default=True, help="semaphore size (P)")
 @click.option("--param", "param_opt", multiple=True, metavar="KEY=VALUE",
               help="workload parameter (see 'batchsem list'); may repeat")
+@click.option("--sweep", "sweep_opt", default=None, metavar="NAME=V1,V2,...",
+              help="one case per value of tasks, permits, rate or a --param (scalability)")
 @click.option("--seed", type=int, default=0, show_default=True, help="random seed")
 @click.option("--rate", type=float, default=None,
               help="open loop: Poisson arrivals per second (contended, batch-mix)")
@@ -146,7 +151,10 @@ BENCH_EPILOG = "\n\n".join((
 @click.option("--no-ceiling", is_flag=True, help="do not add the null limiter's ceiling row")
 @click.option("--fast", is_flag=True, help="with --micro: pyperf --fast")
 @click.option("--rigorous", is_flag=True, help="with --micro: pyperf --rigorous")
+@export_options
+@click.pass_context
 def bench(
+    ctx: click.Context,
     workloads: tuple[str, ...],
     impl_opt: tuple[str, ...],
     loop_opt: tuple[str, ...],
@@ -155,6 +163,7 @@ def bench(
     tasks: int,
     permits: int,
     param_opt: tuple[str, ...],
+    sweep_opt: str | None,
     seed: int,
     rate: float | None,
     output: str | None,
@@ -166,6 +175,8 @@ def bench(
     fast: bool,
     rigorous: bool,
     redis_url: str | None,
+    export_csv: str | None,
+    export_markdown: str | None,
 ) -> None:
     """Run WORKLOADS (default: all) for each implementation on each loop and report
     throughput, latency percentiles and fairness. Exit 1 if an invariant is violated.
@@ -178,7 +189,9 @@ def bench(
             ("--repeat", repeats is not None), ("--tasks", tasks != 32),
             ("--permits", permits != 8), ("--param", bool(param_opt)), ("--seed", seed != 0),
             ("--rate", rate is not None), ("--json", as_json), ("--trace", trace_file is not None),
-            ("--no-ceiling", no_ceiling)) if given]
+            ("--no-ceiling", no_ceiling), ("--sweep", sweep_opt is not None),
+            ("--export-csv", export_csv is not None),
+            ("--export-markdown", export_markdown is not None)) if given]
         if ignored:
             fail(f"--micro runs pyperf's fixed micro-benchmarks: it does not take "
                  f"{', '.join(ignored)} (it takes --impl, --loop, --output, --quick/--fast, "
@@ -195,7 +208,13 @@ def bench(
         repeats = 2 if quick else SUITE_REPEATS
     params = parse_params(param_opt)
     try:
-        cases = engine.plan(
+        sweep = None if sweep_opt is None else parse_sweep(sweep_opt)
+        if sweep is not None and sweep.name in ("tasks", "permits", "rate"):
+            source = ctx.get_parameter_source(sweep.name)
+            if source is not None and source != click.core.ParameterSource.DEFAULT:
+                fail(f"--sweep {sweep.name} and --{sweep.name}: give one of them")
+        planner = engine.plan if sweep is None else functools.partial(plan_sweep, sweep)
+        cases = planner(
             names,
             impl_names,
             loop_names,
@@ -213,7 +232,10 @@ def bench(
         fail(str(exc))
     use_redis(redis_url, impl_names)
     label = "bench" if not workloads else "bench-" + "-".join(workloads)[:60]
+    if sweep is not None:
+        label += f"-sweep-{sweep.name}"
     save_to = output_path(output, label)
+    exports = Exports(export_csv, export_markdown)
     settings = {
         "workloads": names,
         "impls": impl_names,
@@ -226,6 +248,8 @@ def bench(
         "rate": rate,
         "params": params,
     }
+    if sweep is not None:
+        settings["sweep"] = sweep.as_json()
     run = results.new_run("bench", ["batchsem", *sys.argv[1:]], settings)
     with contextlib.ExitStack() as stack:
         if trace_file is not None:
@@ -241,21 +265,31 @@ def bench(
             ]
         interrupted = run_cases(cases, run, quiet=as_json)
     saved = save_or_explain(run, save_to, interrupted)
-    _report(run, saved, as_json=as_json, interrupted=interrupted)
+    _report(run, saved, exports, as_json=as_json, interrupted=interrupted)
 
 
-def _report(run: Run, saved: Path | None, *, as_json: bool, interrupted: bool) -> None:
+def _report(
+    run: Run, saved: Path | None, exports: Exports, *, as_json: bool, interrupted: bool
+) -> None:
+    from batchsem.report.tabular import case_table, sweep_name
+
     err = stderr_console()
     if as_json:
         click.echo(json.dumps(run.to_json(), indent=1, allow_nan=False))
     else:
         out = console()
         out.print(workload_tables(run.cases, out.width))
+        swept = sweep_name(run)
+        if swept is not None:
+            out.print(sweep_tables(run.cases, swept, out.width))
         _warn_fifo(run, out)
     for warning in (noise_warning(run.cases), busy_warning(run.cases)):
         if warning is not None:
             err.print(warning)
     err.print(Text(f"saved {saved}", style="dim"))
+    label = saved.stem if saved is not None else "run"
+    for path in exports.write(lambda: case_table([(label, run)])):
+        err.print(Text(f"wrote {path}", style="dim"))
     if interrupted:
         err.print(Text("interrupted: saved the cases that finished", style="yellow"))
         raise SystemExit(130)

@@ -23,6 +23,7 @@ from batchsem.bench.schema import Run, clean_text
 from batchsem.bench.verdict import parse_threshold
 
 from .common import console, fail, stderr_console
+from .exports import Exports, export_options
 from .helptext import examples
 from .render import Column, fitted_table, fmt_rate, fmt_us
 
@@ -201,9 +202,10 @@ def environment_differences(labels: list[str], runs: list[Run]) -> list[str]:
 @click.option("--changed", is_flag=True, help="only the rows with a verdict (improved/regressed)")
 @click.option("--fail-on-regression", is_flag=True,
               help="exit 1 if throughput regressed (the gating rows)")
+@export_options
 def compare(
     runs: tuple[str, ...], threshold_text: str, fmt: str, by: str | None, changed: bool,
-    fail_on_regression: bool,
+    fail_on_regression: bool, export_csv: str | None, export_markdown: str | None,
 ) -> None:
     """Compare RUNS (result files or directories; the first is the baseline).
 
@@ -220,6 +222,7 @@ def compare(
     except ValueError as exc:
         fail(str(exc))
     files = _expand(runs)
+    exports = Exports(export_csv, export_markdown)
     from batchsem.bench.pyperf_compare import is_pyperf_file
 
     pyperf_files = [is_pyperf_file(f) for f in files]
@@ -228,6 +231,8 @@ def compare(
             fail("cannot compare pyperf files with batchsem result files")
         if len(files) < 2:
             fail("compare needs a baseline and at least one other pyperf file")
+        if exports.csv or exports.markdown:
+            fail("--export-csv/--export-markdown apply to batchsem result files, not pyperf's")
         _pyperf(files, threshold, fmt, fail_on_regression, changed)
         return
     try:
@@ -280,5 +285,9 @@ def compare(
             f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} "
             "throughput tests)"
         ))
+    from batchsem.report.tabular import comparison_table
+
+    for path in exports.write(lambda: comparison_table(cmp)):
+        stderr_console().print(Text(f"wrote {path}", style="dim"))
     if fail_on_regression and cmp.regressions:
         raise SystemExit(1)

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchsem.bench.schema import Case, Latency, Run, Stat, Summary
+from batchsem.report.tabular import sweep_points, varying_params
 
 __all__ = [
     "Column",
@@ -29,6 +30,7 @@ __all__ = [
     "noise_warning",
     "starve_findings",
     "starve_table",
+    "sweep_tables",
     "workload_tables",
 ]
 
@@ -128,7 +130,8 @@ def fitted_table(
 
     def need(i: int) -> int:
         cells = [columns[i].header] + [r[i] for r in rows]
-        widest = max(Text(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)
+        widest = max(max(Text(line).cell_len for line in c.split("\n")) if isinstance(c, str)
+                     else c.cell_len for c in cells)
         return min(widest, _WRAP_MIN) if columns[i].wrap else widest
 
     shown = list(range(len(columns)))
@@ -220,8 +223,10 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
     ran = [c for c in cases if c.summary is not None]
     has_extra = any(c.summary.extra for c in ran if c.summary)
     unit = next((c.unit for c in cases if c.unit), "acq/s")
+    varying = varying_params(cases)
     columns = [
-        Column("impl", wrap=True), Column("loop"), Column(f"{unit} ±95%", "right", wrap=True),
+        Column("impl", wrap=True), Column("loop"),
+        *(Column(key, "right") for key in varying), Column(f"{unit} ±95%", "right", wrap=True),
         Column("permits/s", "right", keep=1), Column("p50", "right", keep=4),
         Column("p99", "right", keep=5), Column("p99.9", "right", keep=2),
         Column("max", "right", keep=3), Column("Jain", "right", keep=3),
@@ -241,8 +246,10 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
         impl = Text(c.impl)
         if c.partial:
             impl.append(" (partial)", style="yellow")
+        shown = [Text(str(c.params.get(key, "-"))) for key in varying]
         if s is None:
-            rows.append([impl, Text(c.loop), *["-"] * (len(columns) - 3), _status(c)])
+            rows.append([impl, Text(c.loop), *shown,
+                         *["-"] * (len(columns) - 3 - len(varying)), _status(c)])
             continue
         tput = s.throughput_ops
         rate = rate_cell(tput, winner=id(c) in winners)
@@ -252,7 +259,7 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
         overt = Text(str(fair.overtakes))
         if fair.overtakes:
             overt.stylize("bold red" if "fifo_order" in c.invariants else "yellow")
-        row: list[Any] = [impl, Text(c.loop), rate, fmt_rate(s.throughput_permits.mean),
+        row: list[Any] = [impl, Text(c.loop), *shown, rate, fmt_rate(s.throughput_permits.mean),
                           *_latency_cells(s.latency_us), _num(fair.jain), overt]
         if has_extra:
             row.append(Text(_extra_text(s)))
@@ -266,7 +273,8 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
                     sub_overt.stylize("yellow")
                 starved = cf.starved_tasks
                 sub: list[Any] = [
-                    Text(f"└ {name}", style="dim"), "", Text(f"{cs.completed} done", style="dim"),
+                    Text(f"└ {name}", style="dim"), "", *[""] * len(varying),
+                    Text(f"{cs.completed} done", style="dim"),
                     "", *_latency_cells(cs.latency_us), _num(cf.jain), sub_overt,
                 ]
                 if has_extra:
@@ -276,6 +284,33 @@ def _table(workload: str, cases: list[Case], width: int) -> Table:
     notes = sorted({n for c in cases for n in c.notes})
     return fitted_table(columns, rows, width, title=workload,
                         caption="\n".join(notes) if notes else None)
+
+
+def sweep_tables(cases: Iterable[Case], name: str, width: int = 150) -> Group:
+    """Per workload, the scalability curve of a sweep over ``name``: one row per value,
+    a column per implementation and loop with its throughput and p99.
+    """
+    cases = list(cases)
+    tables = []
+    for workload, curves in sweep_points(cases, name).items():
+        unit = next((c.unit for c in cases if c.workload == workload), "acq/s")
+        columns = [Column(name, "right")]
+        columns += [Column(f"{series}\n{unit} · p99", "right", wrap=True) for series in curves]
+        values = sorted({p.value for points in curves.values() for p in points})
+        by_value = {series: {p.value: p for p in points} for series, points in curves.items()}
+        rows: list[list[Any]] = []
+        for value in values:
+            row: list[Any] = [f"{value:g}"]
+            for series in curves:
+                point = by_value[series].get(value)
+                row.append("-" if point is None
+                           else f"{fmt_rate(point.throughput)} · {fmt_us(point.p99_us)}")
+            rows.append(row)
+        title = f"{workload}: throughput and p99 against {name}"
+        table = fitted_table(columns, rows, width, title=title)
+        table.min_width = min(width, len(title))  # a narrow table would fold its title
+        tables.append(table)
+    return Group(*tables)
 
 
 def stolen_share(case: Case) -> float | None:

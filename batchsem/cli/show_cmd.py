@@ -8,6 +8,7 @@ import click
 
 from batchsem.bench import results
 from batchsem.bench.latency import LatencyRecorder
+from batchsem.report.tabular import sweep_name
 
 from .common import console, fail
 from .helptext import examples
@@ -18,6 +19,7 @@ from .render import (
     noise_warning,
     starve_findings,
     starve_table,
+    sweep_tables,
     workload_tables,
 )
 
@@ -64,6 +66,9 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
         for line in starve_findings(data.cases):
             out.print(line)
     out.print(workload_tables(data.cases, out.width))
+    swept = sweep_name(data)
+    if swept is not None:
+        out.print(sweep_tables(data.cases, swept, out.width))
     for warning in (noise_warning(data.cases) if data.kind == "bench" else None,
                     busy_warning(data.cases)):
         if warning is not None:
