@@ -22,7 +22,7 @@ from _cli import assert_one_line_error, invoke, run_main
 
 from batchsem.bench.latency import LatencyRecorder
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def _bench(path: Path, *args: str) -> dict[str, Any]:
