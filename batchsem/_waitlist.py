@@ -38,28 +38,46 @@ _get_ident = threading.get_ident
 
 
 class Waiter:
-    """One queued request for ``needed`` permits."""
+    """One queued request for ``needed`` permits.
+
+    Made by :meth:`new`. The class has no ``__init__``, so that ``Waiter()``
+    allocates without running Python code: the contended path of
+    ``Semaphore.__aenter__`` builds its node as ``Waiter()`` plus slot stores
+    (see the measurement there). Until a field is stored, reading it raises
+    ``AttributeError``.
+    """
 
     __slots__ = ("assigned", "needed", "next", "prev", "queued", "thread", "waker")
 
-    def __init__(self, needed: int, waker: Any, thread: int | None) -> None:
-        #: Towards the head, or None at the head. Lock held.
-        self.prev: Waiter | None = None
-        #: Towards the tail, or, once let go of, the next node of a chain to wake.
-        self.next: Waiter | None = None
-        #: Permits requested. Constant.
-        self.needed = needed
-        #: Permits handed to the request so far; 0 <= assigned <= needed. Lock held.
-        self.assigned = 0
-        #: True exactly while the node is linked into a queue. Lock held.
-        self.queued = False
-        #: The asyncio.Future an async waiter awaits, or the threading.Event a
-        #: blocking one waits on. Constant.
-        self.waker = waker
-        #: The ident of the thread running an async waiter's loop (the thread that
-        #: made the node); None for a blocking waiter. Constant: a loop moved to
-        #: another thread while a task waits on it is not supported.
-        self.thread = thread
+    #: Towards the head, or None at the head. Lock held.
+    prev: Waiter | None
+    #: Towards the tail, or, once let go of, the next node of a chain to wake.
+    next: Waiter | None
+    #: Permits requested. Constant.
+    needed: int
+    #: Permits handed to the request so far; 0 <= assigned <= needed. Lock held.
+    assigned: int
+    #: True exactly while the node is linked into a queue. Lock held.
+    queued: bool
+    #: The asyncio.Future an async waiter awaits, or the threading.Event a
+    #: blocking one waits on. Constant.
+    waker: Any
+    #: The ident of the thread running an async waiter's loop (the thread that
+    #: made the node); None for a blocking waiter. Constant: a loop moved to
+    #: another thread while a task waits on it is not supported.
+    thread: int | None
+
+    @classmethod
+    def new(cls, needed: int, waker: Any, thread: int | None) -> Waiter:
+        """A node not yet queued: no links, nothing assigned."""
+        node = cls()
+        node.prev = node.next = None
+        node.needed = needed
+        node.assigned = 0
+        node.queued = False
+        node.waker = waker
+        node.thread = thread
+        return node
 
 
 class WaitList:
