@@ -57,15 +57,22 @@ class Plain(_Base):
             await self.sem.acquire()
 
 
+def _count_build() -> None:
+    """Append a line to $HOSTILE_COUNT, if set: a test sees how far the run has come."""
+    if "HOSTILE_COUNT" in os.environ:
+        with open(os.environ["HOSTILE_COUNT"], "a", encoding="utf-8") as fh:
+            fh.write("built\n")
+
+
 def counted(permits: int) -> Plain:
     """a plain limiter that appends a line to $HOSTILE_COUNT per limiter built"""
-    with open(os.environ["HOSTILE_COUNT"], "a", encoding="utf-8") as fh:
-        fh.write("built\n")
+    _count_build()
     return Plain(permits)
 
 
 def never(permits: int) -> Never:
     """acquire never returns"""
+    _count_build()
     return Never(permits)
 
 

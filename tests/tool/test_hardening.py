@@ -108,11 +108,21 @@ def test_sigterm_saves_like_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "(partial)" in out
 
 
-def test_interrupted_before_any_repeat_saves_nothing(tmp_path: Path) -> None:
-    # The warm-up of a limiter that never returns takes about 4 s; SIGTERM comes first.
+def test_interrupted_before_any_repeat_saves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The warm-up of a limiter that never returns takes about 4 s; SIGTERM comes once it
+    # has begun (limiters built: the probe, the warm-up), not after a guessed sleep that
+    # a slow start on a loaded machine could outlast.
+    count = tmp_path / "built"
+    monkeypatch.setenv("HOSTILE_COUNT", str(count))
     proc = start("bench", "uncontended", "--impl", "_hostile:never", "--loop", "asyncio",
                  "--duration", "3", "--no-ceiling", "-o", "run.json", cwd=tmp_path)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if count.exists() and len(count.read_text().split()) >= 2:
+            break
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
