@@ -69,6 +69,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -76,6 +77,7 @@ from typing import Any
 import pyperf
 
 import batchsem
+from batchsem import _semaphore as _py_core
 from batchsem.bench import loops as loops_mod
 from batchsem.bench.impls import ConditionSemaphore, installed
 
@@ -106,7 +108,13 @@ DEFAULT_PROCESSES = 4
 DEFAULT_VALUES = 3
 
 OPS = ("acquire-release", "async-with", "batch-8", "try-acquire", "release-wake")
-IMPLS = ("batchsem", "asyncio", "condition", "aiologic")
+IMPLS = ("batchsem", "batchsem-py", "asyncio", "condition", "aiologic")
+
+#: ``batchsem`` is the active core (compiled when built); ``batchsem-py`` the Python reference.
+_BATCHSEM_CORES: dict[str, type[_py_core.Semaphore]] = {
+    "batchsem": batchsem.Semaphore,
+    "batchsem-py": _py_core.Semaphore,
+}
 
 #: A benchmark function: one call performs ``INNER_LOOPS`` operations.
 BenchFunc = Callable[[], Coroutine[Any, Any, None]]
@@ -120,8 +128,8 @@ _ROUND_TRIPS = INNER_LOOPS // 2
 # ------------------------------------------------------------------- batchsem
 
 
-def _batchsem_acquire_release() -> BenchFunc:
-    sem = batchsem.Semaphore(1)
+def _batchsem_acquire_release(core: type[_py_core.Semaphore]) -> BenchFunc:
+    sem = core(1)
 
     async def run() -> None:
         for _ in range(_N):
@@ -131,8 +139,8 @@ def _batchsem_acquire_release() -> BenchFunc:
     return run
 
 
-def _batchsem_async_with() -> BenchFunc:
-    sem = batchsem.Semaphore(1)
+def _batchsem_async_with(core: type[_py_core.Semaphore]) -> BenchFunc:
+    sem = core(1)
 
     async def run() -> None:
         for _ in range(_N):
@@ -142,8 +150,8 @@ def _batchsem_async_with() -> BenchFunc:
     return run
 
 
-def _batchsem_batch() -> BenchFunc:
-    sem = batchsem.Semaphore(BATCH)
+def _batchsem_batch(core: type[_py_core.Semaphore]) -> BenchFunc:
+    sem = core(BATCH)
 
     async def run() -> None:
         for _ in range(_N):
@@ -153,8 +161,8 @@ def _batchsem_batch() -> BenchFunc:
     return run
 
 
-def _batchsem_try_acquire() -> BenchFunc:
-    sem = batchsem.Semaphore(1)
+def _batchsem_try_acquire(core: type[_py_core.Semaphore]) -> BenchFunc:
+    sem = core(1)
 
     async def run() -> None:
         for _ in range(_N):
@@ -164,9 +172,9 @@ def _batchsem_try_acquire() -> BenchFunc:
     return run
 
 
-async def _batchsem_release_wake() -> None:
-    ping = batchsem.Semaphore(0)
-    pong = batchsem.Semaphore(0)
+async def _batchsem_release_wake(core: type[_py_core.Semaphore]) -> None:
+    ping = core(0)
+    pong = core(0)
 
     async def partner() -> None:
         for _ in range(_ROUND_TRIPS):
@@ -387,10 +395,16 @@ def _per_loop(make: Maker) -> BenchFunc:
 
 
 _MAKERS: dict[tuple[str, str], Maker] = {
-    ("acquire-release", "batchsem"): _batchsem_acquire_release,
-    ("async-with", "batchsem"): _batchsem_async_with,
-    ("batch-8", "batchsem"): _batchsem_batch,
-    ("try-acquire", "batchsem"): _batchsem_try_acquire,
+    **{
+        (op, impl): functools.partial(make, core)
+        for impl, core in _BATCHSEM_CORES.items()
+        for op, make in (
+            ("acquire-release", _batchsem_acquire_release),
+            ("async-with", _batchsem_async_with),
+            ("batch-8", _batchsem_batch),
+            ("try-acquire", _batchsem_try_acquire),
+        )
+    },
     ("acquire-release", "asyncio"): _asyncio_acquire_release,
     ("async-with", "asyncio"): _asyncio_async_with,
     ("batch-8", "asyncio"): _asyncio_batch,
@@ -404,7 +418,8 @@ _MAKERS: dict[tuple[str, str], Maker] = {
 }
 
 _SELF_CONTAINED: dict[tuple[str, str], BenchFunc] = {
-    ("release-wake", "batchsem"): _batchsem_release_wake,
+    **{("release-wake", impl): functools.partial(_batchsem_release_wake, core)
+       for impl, core in _BATCHSEM_CORES.items()},
     ("release-wake", "asyncio"): _asyncio_release_wake,
     ("release-wake", "aiologic"): _aiologic_release_wake,
     ("release-wake", "condition"): _condition_release_wake,

@@ -320,6 +320,13 @@ def _micro(
             loops.factory(name)
         except LoopUnavailable as exc:
             fail(str(exc))
+    from batchsem import micro as micro_mod
+
+    for impl in split_list(impl_opt):
+        if impl not in micro_mod.IMPLS:
+            fail(f"--micro: unknown --impl {impl!r} (known: {', '.join(micro_mod.IMPLS)})")
+        if not impls.installed(impl):
+            fail(f"--micro: --impl {impl} is not installed (pip install 'batchsem[peers]')")
     save_to = output_path(output, "micro").path
     cmd = [sys.executable, "-m", "batchsem.micro", "-o", str(save_to), "--loop",
            ",".join(loop_names)]

@@ -210,9 +210,10 @@ def compare(
     """Compare RUNS (result files or directories; the first is the baseline).
 
     A change counts only if it is beyond --threshold and statistically real.
-    Throughput gates (--fail-on-regression): Welch's t-test on 10 time windows
-    per repeat, relative to the null ceiling of the same run when both runs
-    have it (tput/null), Holm-adjusted. The other metrics are informational
+    Throughput gates (--fail-on-regression): Mann-Whitney on 10 time windows
+    per repeat (Welch's t-test on repeats for files without windows), relative
+    to the null ceiling of the same run when both runs have it (tput/null),
+    Holm-adjusted, and the change must show in nearly every round of repeats. The other metrics are informational
     (marked ·; Benjamini-Hochberg). The p shown is the adjusted one; "MDE" is
     the smallest change the data could have detected; '?' marks a change that
     could not be tested. See docs/methodology.md.
@@ -282,7 +283,7 @@ def compare(
                            style="dim"))
         out.print(Text(
             f"{cmp.regressions} regressed, {cmp.improvements} improved "
-            f"(threshold {threshold:.0%}, Welch p < 0.05 Holm-adjusted over {cmp.tests} "
+            f"(threshold {threshold:.0%}, p < 0.05 Holm-adjusted over {cmp.tests} "
             "throughput tests)"
         ))
     from batchsem.report.tabular import comparison_table

@@ -12,7 +12,9 @@ from typing import Any
 
 import pyperf
 import pytest
+from _cli import assert_one_line_error, run_main
 
+import batchsem
 from batchsem import micro
 from batchsem.bench.impls import installed
 from batchsem.bench.pyperf_compare import compare_pyperf, is_pyperf_file
@@ -227,3 +229,20 @@ def test_compare_pyperf_rejects_bad_files(tmp_path: Path) -> None:
             compare_pyperf(bad, [good], threshold=0.05)
     with pytest.raises(ValueError, match="threshold"):
         compare_pyperf(good, [good], threshold=-0.1)
+
+
+def test_micro_measures_both_cores() -> None:
+    """``batchsem-py`` drives the Python reference even when the compiled core is active."""
+    from batchsem import _semaphore
+
+    assert "batchsem-py" in micro.IMPLS
+    assert micro._BATCHSEM_CORES["batchsem-py"] is _semaphore.Semaphore
+    assert micro._BATCHSEM_CORES["batchsem"] is batchsem.Semaphore
+
+
+def test_bench_micro_unknown_impl_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(monkeypatch, capsys, "bench", "--micro", "--impl", "nope")
+    assert out == ""
+    assert_one_line_error(code, err, "unknown --impl 'nope'")
