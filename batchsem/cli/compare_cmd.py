@@ -214,9 +214,9 @@ def compare(
     per repeat (Welch's t-test on repeats for files without windows), relative
     to the null ceiling of the same run when both runs have it (tput/null),
     Holm-adjusted, and the change must show in nearly every round of repeats.
-    The other metrics are informational (marked ·; Benjamini-Hochberg). The p shown is the adjusted one; "MDE" is
-    the smallest change the data could have detected; '?' marks a change that
-    could not be tested. See docs/methodology.md.
+    The other metrics are informational (marked ·; Benjamini-Hochberg). The p
+    shown is the adjusted one; "MDE" is the smallest change the data could have
+    detected; '?' marks a change that could not be tested. See docs/methodology.md.
     """
     try:
         threshold = parse_threshold(threshold_text)
