@@ -10,7 +10,7 @@ EXTRAS := cli,test,peers,redis,report
 
 # Debian packages that some tests drive, as package:binary. Without them those tests
 # skip (and fail when CI is set); .ci/run installs them.
-DEBIAN_PACKAGES := redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium
+DEBIAN_PACKAGES := redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium valgrind:/usr/bin/valgrind
 
 # setup.py builds the C accelerator in place; rebuild when its source changes.
 $(STAMP): pyproject.toml setup.py batchsem/_cbatchsem.c
