@@ -96,15 +96,24 @@ def compare(a: Path, b: Path) -> tuple[int, dict[str, Any]]:
 
 
 def throughput(path: Path) -> float:
-    """The limiter's share of the null ceiling, averaged over loops (what the gate judges)."""
-    from batchsem.bench.compare import _median, relative_samples
+    """What the gate judges, averaged over loops: the limiter's speed-adjusted window
+    throughput (``tput/probe``), or for files without the probe its share of the null
+    ceiling (``tput/null``)."""
+    from batchsem.bench.compare import _median, probe_rounds, relative_samples
     from batchsem.bench.results import load
 
     run = load(path)
     null = {c.loop: c for c in run.cases if c.impl == "null"}
-    shares = [_median(relative_samples(c, null[c.loop])) for c in run.cases
-              if c.impl.startswith("gate_power") and c.loop in null]
-    return sum(shares) / len(shares)
+    values = []
+    for c in run.cases:
+        if not c.impl.startswith("gate_power"):
+            continue
+        adjusted = [v for r in probe_rounds(c) for v in r]
+        if adjusted:
+            values.append(_median(adjusted))
+        elif c.loop in null:
+            values.append(_median(relative_samples(c, null[c.loop])))
+    return sum(values) / len(values)
 
 
 def calibrate(work: Path, effect: float, rounds: int) -> tuple[int, float]:
@@ -157,7 +166,7 @@ def judge(n: int, total: int, kind: str, a: Path, b: Path) -> dict[str, Any]:
     flagged = [f"{c['case']} {c['metric']} {c['change']:+.1%}" for c in cells
                if c["verdict"] == "regressed"]
     print(f"{n + 1:3d}/{total} {kind:5s} exit {code} "
-          f"share of null {pair['share_b'] / pair['share_a'] - 1:+.1%} {'; '.join(flagged)}",
+          f"gated metric {pair['share_b'] / pair['share_a'] - 1:+.1%} {'; '.join(flagged)}",
           flush=True)
     return pair
 

@@ -15,11 +15,17 @@ What gates ``--fail-on-regression`` is throughput, and only throughput:
   the change must show in nearly every round of repeats
   (:func:`batchsem.bench.verdict.rounds_agree`), so a burst of load that
   slowed one or two rounds does not either.
-* When both runs measured the ``null`` ceiling on the same workload, loop and
-  parameters (``bench`` adds it by default), the gating row is ``tput/null``:
-  each window's rate divided by the ceiling's rate in the same round of
-  repeats. A machine that got slower between the runs slows both and cancels
+* When both sides probed the machine's speed at every window edge
+  (:mod:`batchsem.bench.probe`; every single-loop workload does), the gating
+  row is ``tput/probe``: each window's rate times the probe's time at that
+  moment, i.e. throughput in units of the machine's speed then. A machine that
+  got slower between the runs, or during one, slows the probe too and cancels
   out; raw throughput is then shown as information.
+* Otherwise, when both runs measured the ``null`` ceiling on the same
+  workload, loop and parameters (``bench`` adds it by default), the gating row
+  is ``tput/null``: each window's rate divided by the ceiling's rate in the
+  same round of repeats. It cancels slower drift only: the ceiling runs in
+  another slot of the round, not at the same moment.
 * The gating tests of a comparison are Holm-adjusted together.
 
 Everything else (p50, p99, p99.9, max, Jain, overtakes, and every row of the
@@ -47,7 +53,8 @@ from batchsem.bench.verdict import (
     rounds_agree,
 )
 
-__all__ = ["ALPHA", "METRICS", "Cell", "Comparison", "compare_runs", "compare_within"]
+__all__ = ["ADJUSTED", "ALPHA", "METRICS", "RELATIVE", "Cell", "Comparison", "compare_runs",
+           "compare_within"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,24 @@ def relative_rounds(case: Case, reference: Case) -> list[list[float]]:
     return out
 
 
+def probe_rounds(case: Case) -> list[list[float]]:
+    """``case``'s window throughputs per repeat, each times the speed probe's time at that
+    window (:attr:`Windows.probe_us`, so in operations per probe duration).
+
+    The machine's changes of speed, which the probe measured at the same
+    moment, cancel. Empty unless every repeat has a positive probe time for
+    every window.
+    """
+    out: list[list[float]] = []
+    for rep in case.repeats:
+        w = rep.windows
+        if (w is None or not w.throughput_ops or len(w.probe_us) != len(w.throughput_ops)
+                or not all(p > 0 for p in w.probe_us)):
+            return []
+        out.append([r * p / 1e6 for r, p in zip(w.throughput_ops, w.probe_us, strict=True)])
+    return out
+
+
 def relative_samples(case: Case, reference: Case) -> list[float]:
     """:func:`relative_rounds`, flattened."""
     return [v for r in relative_rounds(case, reference) for v in r]
@@ -263,8 +288,8 @@ def _cell(base: Case, new: Case, metric: Metric, threshold: float) -> Cell:
     return _judge(value, base_value, a, b, metric.higher_is_better, threshold)
 
 
-def _relative_cell(base: Case, new: Case, refs: tuple[Case, Case], threshold: float) -> Cell:
-    ra, rb = relative_rounds(base, refs[0]), relative_rounds(new, refs[1])
+def _rounds_cell(ra: list[list[float]], rb: list[list[float]], threshold: float) -> Cell:
+    """A gating cell from window samples per round (probe- or ceiling-adjusted)."""
     a, b = [v for r in ra for v in r], [v for r in rb for v in r]
     if not a or not b:
         return Cell(None, None, None, "n/a", False)
@@ -281,7 +306,7 @@ def _settle(rows: list[Row], threshold: float) -> list[Row]:
                           method)  # type: ignore[arg-type]
         for (i, j), p in zip(tested, adjusted, strict=True):
             cells[i][j] = replace(cells[i][j], p_adjusted=p)
-    better = {m.name: m.higher_is_better for m in METRICS} | {RELATIVE: True}
+    better = {m.name: m.higher_is_better for m in METRICS} | {RELATIVE: True, ADJUSTED: True}
     for i, r in enumerate(rows):
         for j, c in enumerate(cells[i]):
             if c.verdict == "no change" and c.change is not None:
@@ -305,26 +330,40 @@ def _reference(cases: dict[CaseKey, Case], case: Case) -> Case | None:
 
 #: The name of the gating row for cases measured next to the null ceiling.
 RELATIVE = "tput/null"
+#: The name of the gating row for cases whose windows carry the speed probe.
+ADJUSTED = "tput/probe"
 
 
 def _rows(
     label: str, base: Case, others: list[Case | None], threshold: float,
     refs: list[tuple[Case | None, Case | None]] | None = None,
 ) -> list[Row]:
-    """The rows of one case: the primary (gating) metrics first.
+    """The rows of one case: the gating row first.
 
-    With a null ceiling in the baseline and every other run (``refs``, per other
-    run: (baseline's null, that run's null)), throughput relative to it gates
-    and raw throughput is informational. The null ceiling's own rows never gate.
+    What gates, by preference: ``tput/probe`` when the baseline and every other
+    case probed the machine's speed; else ``tput/null`` when the baseline and
+    every other run have a null ceiling (``refs``, per other run: (baseline's
+    null, that run's null)); else raw throughput. Raw throughput is
+    informational when one of the others gates. The null ceiling's own rows
+    never gate.
     """
     assert base.summary is not None
-    relative = refs is not None and base.impl != "null" and all(
+    present = [o for o in others if o is not None]
+    gates = base.impl != "null"
+    gating: list[Row] = []
+    if gates and probe_rounds(base) and all(probe_rounds(o) for o in present):
+        base_rounds = probe_rounds(base)
+        cells = [Cell(_median([v for r in base_rounds for v in r]), None, None, "baseline",
+                      False)]
+        for other in others:
+            cells.append(Cell(None, None, None, "n/a", False) if other is None
+                         else _rounds_cell(base_rounds, probe_rounds(other), threshold))
+        gating.append(Row(label, ADJUSTED, True, cells))
+    elif gates and refs is not None and all(
         ra is not None and rb is not None
         and bool(relative_samples(base, ra)) and bool(relative_samples(other, rb))
         for other, (ra, rb) in zip(others, refs, strict=True) if other is not None
-    )
-    rows = []
-    if relative and refs is not None:
+    ):
         base_ref = next((ra for ra, _ in refs if ra is not None), None)
         shown = relative_samples(base, base_ref) if base_ref is not None else []
         cells = [Cell(_median(shown) if shown else None, None, None, "baseline", False)]
@@ -332,10 +371,12 @@ def _rows(
             if other is None or ra is None or rb is None:
                 cells.append(Cell(None, None, None, "n/a", False))
             else:
-                cells.append(_relative_cell(base, other, (ra, rb), threshold))
-        rows.append(Row(label, RELATIVE, True, cells))
+                cells.append(_rounds_cell(relative_rounds(base, ra), relative_rounds(other, rb),
+                                          threshold))
+        gating.append(Row(label, RELATIVE, True, cells))
+    rows = gating
     for metric in METRICS:
-        primary = metric.primary and base.impl != "null" and not relative
+        primary = metric.primary and gates and not gating
         cells = [Cell(_shown(base, metric), None, None, "baseline", False)]
         for other in others:
             if other is None:

@@ -21,6 +21,7 @@ from typing import Any
 from batchsem.bench import impls as impls_mod
 from batchsem.bench import loops
 from batchsem.bench.metrics import WINDOWS, RepeatMetrics, measure_repeat, summarize_repeats
+from batchsem.bench.probe import probe_ns
 from batchsem.bench.schema import Case, ParamValue
 from batchsem.workloads import REGISTRY, ParamError, Workload
 from batchsem.workloads.base import Context, Limiter, Recorder
@@ -252,7 +253,7 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
     )
     error: str | None = None
     loop_errors: list[str] = []
-    samples: list[tuple[int, int, int]] = []
+    samples: list[tuple[int, int, int, int]] = []
 
     def make_loop() -> asyncio.AbstractEventLoop:
         loop = loop_factory()
@@ -262,7 +263,10 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
     async def main() -> None:
         ctx.start_clock()
         body = asyncio.ensure_future(spec.workload.body(ctx))  # first to run: the clock is on
-        sampling = asyncio.ensure_future(sample_windows(ctx, samples))
+        # Threads of a threaded workload contend for the GIL with the probe, so
+        # its time there would measure the GIL, not the machine's speed.
+        sampling = asyncio.ensure_future(
+            sample_windows(ctx, samples, speed=not spec.workload.threaded))
         try:
             await watch(ctx, body)
         finally:
@@ -349,17 +353,37 @@ def run_delay_ns() -> int:
         return 0
 
 
-async def sample_windows(ctx: Context, samples: list[tuple[int, int, int]]) -> None:
-    """Append (time ns, run-queue delay ns, grants so far) at the timed period's start and
-    at :data:`WINDOWS` equal steps to its deadline (the edges of the gate's windows)."""
+async def sample_windows(
+    ctx: Context, samples: list[tuple[int, int, int, int]], speed: bool = True
+) -> None:
+    """Append (time ns, run-queue delay ns, grants so far, probe ns) at the timed period's
+    start and at :data:`WINDOWS` equal steps to its deadline (the edges of the gate's
+    windows).
+
+    With ``speed``, :func:`batchsem.bench.probe.probe_ns` runs right after each
+    edge is taken (so its time falls in the window that starts there) and its
+    result is the last field; without, that field is 0.
+    """
     start = ctx.deadline_ns - int(ctx.duration * 1e9)
     grants = ctx.recorder.grants
+
+    def sample() -> None:
+        edge = (time.perf_counter_ns(), run_delay_ns(), len(grants))
+        samples.append((*edge, probe_ns() if speed else 0))
+
     for k in range(WINDOWS + 1):
         target = start + (ctx.deadline_ns - start) * k // WINDOWS
         wait = (target - time.perf_counter_ns()) / 1e9
         if wait > 0:
-            await asyncio.sleep(wait)
-        samples.append((time.perf_counter_ns(), run_delay_ns(), len(grants)))
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                # The body can finish (its workers stop at the deadline) before this
+                # timer fires: then the end of the run is the last edge, not lost.
+                if k == WINDOWS and time.perf_counter_ns() >= ctx.deadline_ns:
+                    sample()
+                raise
+        sample()
 
 
 def run_case(spec: CaseSpec, progress: Progress | None = None) -> Case:

@@ -129,12 +129,12 @@ def measure_repeat(
     ctx: Context,
     elapsed_s: float,
     error: str | None,
-    samples: list[tuple[int, int, int]] | None = None,
+    samples: list[tuple[int, int, int, int]] | None = None,
 ) -> RepeatMetrics:
     """Measure one finished repeat; ``error`` is the body's exception text, if any.
 
-    ``samples``: (time ns, run-queue delay ns, grants so far) at the window
-    edges (see :func:`batchsem.bench.engine.sample_windows`).
+    ``samples``: (time ns, run-queue delay ns, grants so far, speed probe ns or 0)
+    at the window edges (see :func:`batchsem.bench.engine.sample_windows`).
     """
     rec = ctx.recorder
     reported = set(workload.classes)
@@ -243,19 +243,22 @@ def measure_repeat(
 
 
 def windows(
-    grants: list[tuple[int, str, int, int, int, int, int]], samples: list[tuple[int, int, int]]
+    grants: list[tuple[int, str, int, int, int, int, int]],
+    samples: list[tuple[int, int, int, int]],
 ) -> Windows | None:
-    """Throughput and p99 wait per window between consecutive ``samples``.
+    """Throughput, p99 wait and probe speed per window between consecutive ``samples``.
 
     A window's throughput is its grants over its duration *less the time the
-    thread waited for a CPU* (``run_delay``): another process taking the CPU
-    slows the run without being part of what is measured, and on a shared
-    machine that is the largest source of run-to-run drift. The p99 is over
-    the grants whose grant time falls in the window. None without two samples.
+    thread waited for a CPU* (``run_delay``) and less the speed probe run at
+    its start: another process taking the CPU slows the run without being part
+    of what is measured, and on a shared machine that is the largest source of
+    run-to-run drift. ``probe_us`` is the mean of the probes at the window's two
+    edges (empty when no probe ran). The p99 is over the grants whose grant
+    time falls in the window. None without two samples.
     """
     if len(samples) < 2:
         return None
-    edges = [t for t, _, _ in samples]
+    edges = [s[0] for s in samples]
     waits: list[list[int]] = [[] for _ in range(len(samples) - 1)]
     first, last = edges[0], edges[-1]
     k = 0
@@ -265,21 +268,26 @@ def windows(
         while t_grant >= edges[k + 1]:
             k += 1
         waits[k].append(t_grant - t_req)
+    probed = all(s[3] > 0 for s in samples)
     rates: list[float] = []
     stolen: list[float] = []
+    probes: list[float] = []
     p99: list[float | None] = []
     for i, w in enumerate(waits):
         span = edges[i + 1] - edges[i]
         delay = max(0, samples[i + 1][1] - samples[i][1])
         stolen.append(delay / 1e9)
-        rates.append(len(w) / max(span - delay, 1) * 1e9)
+        spent = samples[i][3] if probed else 0
+        rates.append(len(w) / max(span - delay - spent, 1) * 1e9)
+        if probed:
+            probes.append((samples[i][3] + samples[i + 1][3]) / 2e3)
         if not w:
             p99.append(None)
             continue
         w.sort()
         p99.append(w[max(0, math.ceil(0.99 * len(w)) - 1)] / 1e3)
     return Windows(width_s=(last - first) / len(waits) / 1e9, throughput_ops=rates, p99_us=p99,
-                   stolen_s=stolen)
+                   stolen_s=stolen, probe_us=probes)
 
 
 def _expected_free(ctx: Context, lim: object) -> int:

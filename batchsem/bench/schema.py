@@ -158,14 +158,20 @@ class Windows:
     ``throughput_ops[i]`` is grants per second in window ``i``, counting only
     the time the run had a CPU or was idle: ``stolen_s[i]``, the time it sat
     runnable while other processes ran (Linux schedstat; 0 elsewhere), is
-    taken out. ``p99_us[i]`` is the 99th percentile wait of the grants in it
-    (None when it had none).
+    taken out, and so is the speed probe run at its start. ``p99_us[i]`` is the
+    99th percentile wait of the grants in it (None when it had none).
+    ``probe_us[i]`` is how long :func:`batchsem.bench.probe.probe_ns` took at the
+    window's edges (their mean, µs): the machine's speed at that moment, so
+    ``throughput_ops[i] * probe_us[i]`` is throughput with the machine's
+    changes of speed taken out. Empty when no probe ran (threaded workloads,
+    files from before the probe).
     """
 
     width_s: float
     throughput_ops: list[float]
     p99_us: list[float | None]
     stolen_s: list[float] = field(default_factory=list)
+    probe_us: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -49,14 +49,24 @@ class _Console(Console):
         raise BrokenPipeError(errno.EPIPE, "stdout closed")
 
 
+#: The width of piped output without ``COLUMNS``: wider than any table the tool prints.
+UNBOUNDED = 1000
+
+
 def console(file: IO[str] | None = None) -> Console:
-    """The console for results (stdout). Colours follow NO_COLOR and terminal detection;
-    without a terminal the width is ``COLUMNS`` if set, else 150."""
+    """The console for results (stdout). Colours follow NO_COLOR and terminal detection.
+
+    The width is the terminal's. Without a terminal (a pipe, a file) it is
+    ``COLUMNS`` if set; else :data:`UNBOUNDED`, so tables print whole at their
+    natural width, with no column dropped and no cell folded, for whatever
+    reads the output later (``grep``, a file, a CI log). Tables fit the width
+    (see :func:`batchsem.cli.render.fitted_table`).
+    """
     stream = file or sys.stdout
     no_color = bool(os.environ.get("NO_COLOR"))
     out = _Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
-        out.width = 150  # files and pipes: wide enough for the tables, not wrapped at 80
+        out.width = UNBOUNDED
     return out
 
 
@@ -160,12 +170,26 @@ TERMINATED = threading.Event()
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Interrupted` (a KeyboardInterrupt) instead of
-    killing the process, so the caller's Ctrl-C path saves what finished. It also sets
-    :data:`TERMINATED`, for callers to check between steps."""
+    """While inside, SIGTERM is handled as Ctrl-C is, instead of killing the process, so
+    the caller's Ctrl-C path saves what finished. It also sets :data:`TERMINATED`, for
+    callers to check between steps.
 
-    def handler(signum: int, frame: object) -> None:
+    While an ``asyncio.Runner`` runs a loop, SIGTERM goes to the Runner's own SIGINT
+    handler, which cancels its main task and raises ``KeyboardInterrupt`` once the
+    loop is back in a consistent state. A ``KeyboardInterrupt`` raised at an
+    arbitrary bytecode inside the loop can land between a task's wake-up being taken
+    from the ready queue and the task running; that task then never runs again and
+    the Runner's shutdown waits for it forever (seen: 2 of 9 SIGTERMs hung a bench
+    run). Outside a loop, SIGTERM raises :class:`Interrupted` (a ``KeyboardInterrupt``)
+    at once.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
         TERMINATED.set()
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint) and on_sigint is not signal.default_int_handler:
+            on_sigint(signal.SIGINT, frame)
+            return
         raise Interrupted()
 
     try:

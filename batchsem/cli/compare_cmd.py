@@ -12,6 +12,7 @@ from rich.text import Text
 
 from batchsem.bench import results
 from batchsem.bench.compare import (
+    ADJUSTED,
     RELATIVE,
     Cell,
     Comparison,
@@ -51,6 +52,8 @@ def _fmt_value(metric: str, value: float | None) -> str:
         return "-"
     if metric == RELATIVE:
         return f"{value:.1%}"
+    if metric == ADJUSTED:
+        return f"{value:.3g}"
     if metric in _RATE_METRICS:
         return fmt_rate(value)
     if metric in _TIME_METRICS:
@@ -211,8 +214,9 @@ def compare(
 
     A change counts only if it is beyond --threshold and statistically real.
     Throughput gates (--fail-on-regression): Mann-Whitney on 10 time windows
-    per repeat (Welch's t-test on repeats for files without windows), relative
-    to the null ceiling of the same run when both runs have it (tput/null),
+    per repeat (Welch's t-test on repeats for files without windows), adjusted
+    for the machine's speed at that moment (tput/probe) or, in files without
+    the probe, relative to the null ceiling of the same run (tput/null),
     Holm-adjusted, and the change must show in nearly every round of repeats.
     The other metrics are informational (marked ·; Benjamini-Hochberg). The p
     shown is the adjusted one; "MDE" is the smallest change the data could have
@@ -277,6 +281,10 @@ def compare(
             only = Text("only in ", style="yellow")
             only.append(f"{run}: {case}")
             out.print(only)
+        if any(r.metric == ADJUSTED for r in rows):
+            out.print(Text(f"{ADJUSTED}: operations per run of the speed probe timed at the same "
+                           "moment (the machine's changes of speed cancel); this is what gates",
+                           style="dim"))
         if any(r.metric == RELATIVE for r in rows):
             out.print(Text(f"{RELATIVE}: throughput as a share of the null ceiling measured in "
                            "the same run (machine drift cancels); this is what gates",

@@ -433,7 +433,7 @@ def test_compare_two_real_runs(real_runs: list[str]) -> None:
         assert case in out
     assert "regressed," in out and "improved" in out  # the summary line
     doc = json.loads(invoke(*real_runs, "--format", "json").stdout)
-    assert len(doc["rows"]) == 4 * len(METRICS)
+    assert len(doc["rows"]) == 4 * (len(METRICS) + 1)  # + the gating tput/probe row
     verdicts = {r["cells"][1]["verdict"] for r in doc["rows"]}
     assert verdicts <= {"improved", "regressed", "no change", "n/a"}
     assert verdicts & {"improved", "regressed", "no change"}
@@ -447,10 +447,11 @@ def test_compare_two_real_runs(real_runs: list[str]) -> None:
     assert by_impl["runs"] == ["batchsem", "asyncio"]
 
 
-def test_throughput_relative_to_the_null_ceiling_gates(tmp_path: Path) -> None:
-    """With the null ceiling in both runs the gating row is tput/null; the ceiling's own
-    rows and every latency row are informational. Without windows (older files) raw
-    throughput gates."""
+def test_what_gates_speed_probe_then_null_ceiling_then_raw_throughput(tmp_path: Path) -> None:
+    """Real runs probe the machine's speed at every window edge, and the gating row is
+    tput/probe. Files without the probe but with the null ceiling gate on tput/null;
+    files without windows (older files) on raw throughput. The ceiling's own rows and
+    every latency row are informational."""
     runs = []
     for i in range(2):
         # 0.25 s repeats: both sides need grants in every repeat for a ratio, and on a
@@ -463,11 +464,30 @@ def test_throughput_relative_to_the_null_ceiling_gates(tmp_path: Path) -> None:
         runs.append(run)
     cmp = compare_runs(["a", "b"], runs)
     gating = {(r.case, r.metric) for r in cmp.rows if r.primary}
+    assert gating == {("contended batchsem asyncio", "tput/probe")}
+    adjusted = next(r for r in cmp.rows if r.metric == "tput/probe")
+    # the baseline shows the median over its windows of the window's rate times the
+    # probe's time at that window (operations per probe duration)
+    case = next(c for c in runs[0].cases if c.impl == "batchsem")
+    products = [w * p / 1e6 for r in case.repeats if r.windows is not None
+                for w, p in zip(r.windows.throughput_ops, r.windows.probe_us, strict=True)]
+    assert len(products) == 20
+    assert adjusted.cells[0].value == pytest.approx(statistics.median(products))
+    assert adjusted.cells[1].samples == 20  # 2 repeats x 10 windows
+    assert cmp.tests == 1
+
+    def strip(runs: list[Run], **changes: Any) -> list[Run]:
+        return [dataclasses.replace(run, cases=[dataclasses.replace(c, repeats=[
+            dataclasses.replace(r, windows=None if r.windows is None or "windows" in changes
+                                else dataclasses.replace(r.windows, **changes))
+            for r in c.repeats]) for c in run.cases]) for run in runs]
+
+    cmp = compare_runs(["a", "b"], strip(runs, probe_us=[]))
+    gating = {(r.case, r.metric) for r in cmp.rows if r.primary}
     assert gating == {("contended batchsem asyncio", "tput/null")}
     rel = next(r for r in cmp.rows if r.metric == "tput/null")
-    # the baseline shows the median over its windows of the window's rate divided by the
-    # null ceiling's rate (its windows' mean) in the same repeat: a ratio of the file's
-    # own numbers, whatever the machine's speed or load was
+    # the median over its windows of the window's rate divided by the null ceiling's
+    # rate (its windows' mean) in the same repeat
     by_impl = {c.impl: c for c in runs[0].cases}
     ratios = [w / statistics.fmean(n.windows.throughput_ops)
               for b, n in zip(by_impl["batchsem"].repeats, by_impl["null"].repeats, strict=True)
@@ -475,11 +495,44 @@ def test_throughput_relative_to_the_null_ceiling_gates(tmp_path: Path) -> None:
               for w in b.windows.throughput_ops]
     assert len(ratios) == 20
     assert rel.cells[0].value == pytest.approx(statistics.median(ratios))
-    assert rel.cells[1].samples == 20  # 2 repeats x 10 windows
-    assert cmp.tests == 1
-    bare = [dataclasses.replace(run, cases=[
-        dataclasses.replace(c, repeats=[dataclasses.replace(r, windows=None) for r in c.repeats])
-        for c in run.cases]) for run in runs]
-    cmp = compare_runs(["a", "b"], bare)
+    cmp = compare_runs(["a", "b"], strip(runs, windows=None))
     gating = {(r.case, r.metric) for r in cmp.rows if r.primary}
     assert gating == {("contended batchsem asyncio", "throughput")}
+
+
+def probed_case(seed: int, rate: float, probe_us: float, rounds: int = 6) -> dict[str, Any]:
+    """A contended case with ``rounds`` repeats of 10 windows: rates around ``rate`` (2%
+    noise) and the speed probe around ``probe_us`` (2% noise)."""
+    rng = random.Random(seed)
+    case = make_case([rate] * rounds)
+    for rep in case["repeats"]:
+        rep["windows"] = {
+            "width_s": 0.02,
+            "throughput_ops": [rate * rng.uniform(0.98, 1.02) for _ in range(10)],
+            "p99_us": [40.0] * 10,
+            "stolen_s": [0.0] * 10,
+            "probe_us": [probe_us * rng.uniform(0.98, 1.02) for _ in range(10)],
+        }
+    return case
+
+
+def test_a_slower_machine_cancels_and_a_slower_limiter_gates(tmp_path: Path) -> None:
+    """The probe's point: the machine running 20% slower in the second run (every rate
+    lower, every probe longer) is no change on the gating row, while a limiter 15%
+    slower on the same machine is a regression and fails the gate."""
+    base = write(tmp_path / "base.json", make_run(probed_case(1, 100_000.0, 10.0)))
+    machine = write(tmp_path / "machine.json",
+                    make_run(probed_case(2, 80_000.0, 12.5)))
+    limiter = write(tmp_path / "limiter.json", make_run(probed_case(3, 85_000.0, 10.0)))
+    doc = json.loads(invoke(base, machine, "--format", "json").stdout)
+    rows = {r["metric"]: r for r in doc["rows"]}
+    assert rows["tput/probe"]["primary"] is True
+    assert rows["tput/probe"]["cells"][1]["verdict"] == "no change"
+    assert rows["throughput"]["primary"] is False
+    assert rows["throughput"]["cells"][1]["verdict"] == "regressed"  # informational
+    assert invoke(base, machine, "--fail-on-regression").exit_code == 0
+    doc = json.loads(invoke(base, limiter, "--format", "json").stdout)
+    rows = {r["metric"]: r for r in doc["rows"]}
+    assert rows["tput/probe"]["cells"][1]["verdict"] == "regressed"
+    assert rows["tput/probe"]["cells"][1]["change"] == pytest.approx(-0.15, abs=0.02)
+    assert invoke(base, limiter, "--fail-on-regression").exit_code == 1

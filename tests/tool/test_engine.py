@@ -559,3 +559,51 @@ def test_every_case_warms_up_before_its_timed_repeats(monkeypatch: pytest.Monkey
     stop = iter([False, True])
     with pytest.raises(KeyboardInterrupt):
         engine.run_interleaved(specs, {}, stop=lambda: next(stop, True))
+
+
+# ----------------------------------------------------------------- windows: the speed probe
+
+
+def test_windows_take_the_probe_time_out_and_record_the_speed() -> None:
+    """A window's rate leaves out the run-queue delay and the probe run at its start;
+    probe_us is the mean of its two edges' probes, in µs."""
+    from batchsem.bench.metrics import windows
+
+    ms = 1_000_000
+    # edges at 0, 20 and 40 ms; 5 ms of run-queue delay in window 0; probes of 1 ms,
+    # 3 ms and 5 ms at the edges; 9 grants in window 0 and 19 in window 1
+    samples = [(0, 0, 0, 1 * ms), (20 * ms, 5 * ms, 9, 3 * ms), (40 * ms, 5 * ms, 28, 5 * ms)]
+    grants = [(0, "all", 1, t - 100, t, 0, 0)
+              for t in [k * ms + 1 for k in range(9)] + [20 * ms + k * ms + 1 for k in range(19)]]
+    w = windows(grants, samples)
+    assert w is not None
+    assert w.throughput_ops == pytest.approx([9 / 0.014, 19 / 0.017])
+    assert w.probe_us == pytest.approx([2000.0, 4000.0])
+    assert w.stolen_s == pytest.approx([0.005, 0.0])
+    # without the probe (0 at the edges) nothing is taken out for it and nothing recorded
+    bare = windows(grants, [(t, d, g, 0) for t, d, g, _ in samples])
+    assert bare is not None
+    assert bare.throughput_ops == pytest.approx([9 / 0.015, 19 / 0.020])
+    assert bare.probe_us == []
+
+
+def test_single_loop_repeats_carry_the_probe_and_threaded_ones_do_not() -> None:
+    (single,) = plan(["contended"], duration=0.1)
+    rep = engine.run_repeat(single, 0).as_record()
+    assert rep.windows is not None
+    assert len(rep.windows.probe_us) == len(rep.windows.throughput_ops) == 10
+    assert all(p > 0 for p in rep.windows.probe_us)
+    (threaded,) = plan(["threads"], duration=0.1)
+    rep = engine.run_repeat(threaded, 0).as_record()
+    assert rep.windows is not None and rep.windows.probe_us == []
+
+
+def test_no_repeat_loses_its_last_window() -> None:
+    """uvloop's timers fire up to a millisecond late, so the sampler's last timer often
+    fired after the body had ended and been cancelled: about 15% of uvloop repeats had
+    9 windows. The end of the run is now the last edge."""
+    pytest.importorskip("uvloop")
+    (spec,) = plan(["contended"], loop_names=["uvloop"], tasks=32, duration=0.05)
+    counts = [len(w.throughput_ops) for i in range(30)
+              if (w := engine.run_repeat(spec, i).as_record().windows) is not None]
+    assert counts == [10] * 30

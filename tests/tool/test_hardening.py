@@ -108,6 +108,43 @@ def test_sigterm_saves_like_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "(partial)" in out
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_inside_a_loop_cancels_the_main_task(loop: str) -> None:
+    """SIGTERM during a repeat goes through asyncio.Runner's Ctrl-C path: the main task
+    is cancelled and the loop shuts down cleanly. Raising KeyboardInterrupt at whatever
+    bytecode was running could strand a task whose wake-up had been taken off the ready
+    queue, and the Runner's shutdown then waited for it forever (2 of 9 SIGTERMs hung a
+    bench run)."""
+    import asyncio
+
+    from batchsem.bench.loops import factory
+    from batchsem.cli.common import TERMINATED, sigterm_interrupts
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    TERMINATED.clear()
+    t0 = time.monotonic()
+    with (sigterm_interrupts(), pytest.raises(KeyboardInterrupt),
+          asyncio.Runner(loop_factory=factory(loop)) as runner):
+        runner.run(main())
+    assert seen == ["cancelled"]
+    assert TERMINATED.is_set()
+    assert time.monotonic() - t0 < 10
+    TERMINATED.clear()
+    with sigterm_interrupts(), pytest.raises(KeyboardInterrupt):  # outside a loop: at once
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    TERMINATED.clear()
+
+
 def test_interrupted_before_any_repeat_saves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

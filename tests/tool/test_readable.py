@@ -181,6 +181,24 @@ def test_tables_stay_whole_at_the_given_width(files: dict[str, Path], columns: i
     assert max(len(line) for line in wide.splitlines()) > 100  # follows COLUMNS, not 150
 
 
+def test_piped_output_without_columns_prints_tables_whole(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No terminal and no COLUMNS: every column, nothing folded, no fixed width."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = CliRunner().invoke(cli, ["show", str(files["bench"]), "--no-histograms"],
+                                env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    assert "not shown" not in result.stdout and "…" not in result.stdout
+    header = next(line for line in result.stdout.splitlines()
+                  if line.startswith("┃") and " impl " in line)
+    for column in ("loop", "acq/s", "permits/s", "p50", "p99", "p99.9", "max", "Jain",
+                   "overtakes", "invariants"):
+        assert f" {column} " in header
+    widths = {len(line) for line in result.stdout.splitlines() if line.startswith("┃")}
+    assert max(widths) > 100  # wider than any terminal default: the table's own width
+
+
 def test_show_renders_starve_test_verdicts(files: dict[str, Path]) -> None:
     out = invoke("show", str(files["starve"]), "--no-histograms").stdout
     assert "verdict" in out
