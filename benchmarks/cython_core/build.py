@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compile batchsem's pure-Python core with Cython, outside the package, for measurement.
 
-Two variants, each an importable package of its own, so that neither replaces the
+Three variants, each an importable package of its own, so that none replaces the
 package's core (``batchsem._semaphore`` and ``batchsem._cbatchsem`` stay untouched):
 
 ``batchsem_cy_pure``
@@ -12,15 +12,20 @@ package's core (``batchsem._semaphore`` and ``batchsem._cbatchsem`` stay untouch
     The same copies plus the ``.pxd`` files of ``typed/`` beside them (Cython's
     augmenting declarations: the queue node, the queue and the semaphore become
     ``cdef`` classes with C-typed counters; the ``.py`` files are still unchanged).
+``batchsem_cy_cdef``
+    ``typed`` plus ``cdef/``: ``Permit`` and ``Acquire`` become ``cdef`` classes too.
+    That needs the one source edit of :data:`EDITS`: the hot paths build them with
+    ``object.__new__``, which refuses a ``cdef`` class.
 
-The only edit to the copies is in their import lines: the modules that are not
-compiled (``_debug``, ``_errors``, ``_trace``) are imported from ``batchsem`` instead of
-relatively, so both variants raise batchsem's own exceptions and emit its trace events.
+Apart from :data:`EDITS`, the only edit to the copies is in their import lines: the
+modules that are not compiled (``_debug``, ``_errors``, ``_trace``) are imported from
+``batchsem`` instead of relatively, so every variant raises batchsem's own exceptions and
+emits its trace events.
 
 Cython is a development tool here, never a dependency of batchsem: install it by hand
 (``.venv/bin/pip install cython``). Usage::
 
-    .venv/bin/python benchmarks/cython_core/build.py            # both variants
+    .venv/bin/python benchmarks/cython_core/build.py            # every variant
     .venv/bin/python benchmarks/cython_core/build.py --variant typed --out /tmp/x
 
 Each variant is compiled in a temporary directory (``/tmp/batchsem-cython-<digest>``
@@ -49,7 +54,14 @@ PACKAGE = HERE.parent.parent / "batchsem"
 MODULES = ("_counts", "_lock", "_permit", "_waitlist", "_semaphore")
 #: Imported from the installed batchsem, not compiled.
 SHARED = ("_debug", "_errors", "_trace")
-VARIANTS = {"pure": "batchsem_cy_pure", "typed": "batchsem_cy_typed"}
+VARIANTS = {"pure": "batchsem_cy_pure", "typed": "batchsem_cy_typed", "cdef": "batchsem_cy_cdef"}
+#: Source edits of the ``cdef`` variant: (module, old, new, how many times).
+EDITS = {
+    "cdef": [
+        ("_semaphore", "_new(Permit)", "Permit.__new__(Permit)", 2),
+        ("_semaphore", "_new(Acquire)", "Acquire.__new__(Acquire)", 1),
+    ]
+}
 #: Compiler directives for both variants: the language level, and annotations ignored.
 #: With Cython's default ``annotation_typing=True``, Cython 3.3 turns ``n: int`` into a
 #: coercion at the call (``int(n)``): ``try_acquire(1.5)`` and ``try_acquire(True)`` then
@@ -70,17 +82,23 @@ def cython_version() -> str | None:
 def _sources(variant: str) -> dict[str, bytes]:
     """File name -> contents of the package directory to compile."""
     shared = "|".join(SHARED)
-    out: dict[str, bytes] = {"__init__.py": b""}
+    texts: dict[str, str] = {"__init__.py": ""}
     for mod in MODULES:
         text = (PACKAGE / f"{mod}.py").read_text()
         text = re.sub(
             rf"^(\s*)from \.({shared}) import", r"\1from batchsem.\2 import", text, flags=re.M
         )
-        out[f"{mod}.py"] = text.encode()
-    if variant == "typed":
-        for pxd in sorted((HERE / "typed").glob("*.pxd")):
-            out[pxd.name] = pxd.read_bytes()
-    return out
+        texts[f"{mod}.py"] = text
+    for mod, old, new, count in EDITS.get(variant, []):
+        found = texts[f"{mod}.py"].count(old)
+        if found != count:
+            raise RuntimeError(f"{mod}.py: expected {count} x {old!r}, found {found}")
+        texts[f"{mod}.py"] = texts[f"{mod}.py"].replace(old, new)
+    layers = {"pure": [], "typed": ["typed"], "cdef": ["typed", "cdef"]}[variant]
+    for layer in layers:  # a later layer's .pxd is appended to an earlier one's
+        for pxd in sorted((HERE / layer).glob("*.pxd")):
+            texts[pxd.name] = texts.get(pxd.name, "") + "\n" + pxd.read_text()
+    return {name: text.encode() for name, text in texts.items()}
 
 
 def default_dir(variant: str) -> Path:

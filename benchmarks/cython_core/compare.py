@@ -7,6 +7,7 @@ Measures, in one process, interleaved, best of N rounds, on the asyncio loop and
 ``python``        batchsem's pure-Python core (``batchsem._semaphore``)
 ``cython-pure``   the same modules compiled by Cython unchanged (``build.py``)
 ``cython-typed``  the same plus the ``.pxd`` declarations of ``typed/`` (``build.py``)
+``cython-cdef``   ``cython-typed`` with Permit and Acquire as cdef classes (``build.py``)
 ``c``             the hand-written C core (``batchsem._cbatchsem``)
 
 The scenarios are ``benchmarks/bench_library.py``'s own functions (imported, with
@@ -42,7 +43,7 @@ from batchsem import _cbatchsem, _semaphore  # noqa: E402
 
 #: The rows of issue 9's table that measure the core (not the threads row).
 SCENARIOS = ("uncontended", "idiom", "batch", "contended", "handoff", "cancel_random")
-SIDES = ("asyncio", "python", "cython-pure", "cython-typed", "c")
+SIDES = ("asyncio", "python", "cython-pure", "cython-typed", "cython-cdef", "c")
 
 
 def semaphore_classes() -> dict[str, Any]:
@@ -51,6 +52,7 @@ def semaphore_classes() -> dict[str, Any]:
         "python": _semaphore.Semaphore,
         "cython-pure": build.load("pure").Semaphore,
         "cython-typed": build.load("typed").Semaphore,
+        "cython-cdef": build.load("cdef").Semaphore,
         "c": _cbatchsem.Semaphore,
     }
 

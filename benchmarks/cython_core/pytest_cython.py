@@ -14,6 +14,7 @@ storm of ``tests/core/test_sigint_storm.py``. Run with the Python core active, s
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -22,7 +23,8 @@ import build
 
 VARIANT = os.environ.get("BATCHSEM_CYTHON_VARIANT", "typed")
 _module: ModuleType = build.load(VARIANT)
-_module.MAX_PERMITS = _module.MAX_PERMITS  # re-exported by _semaphore (checked below)
+if not hasattr(_module, "Permit"):  # the cdef variant cimports it: no module global
+    _module.Permit = importlib.import_module(f"{build.VARIANTS[VARIANT]}._permit").Permit
 
 
 def _compiled_module() -> ModuleType | None:

@@ -27,7 +27,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CORES = ("python", "cython-pure", "cython-typed", "c")
+CORES = ("python", "cython-pure", "cython-typed", "cython-cdef", "c")
 
 
 def semaphore_class(core: str) -> Any:
