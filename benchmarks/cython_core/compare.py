@@ -43,6 +43,8 @@ from batchsem import _cbatchsem, _semaphore  # noqa: E402
 
 #: The rows of issue 9's table that measure the core (not the threads row).
 SCENARIOS = ("uncontended", "idiom", "batch", "contended", "handoff", "cancel_random")
+#: Also available with --scenario: row 1b, where the "asyncio" side is a no-op async CM.
+EXTRA_SCENARIOS = ("noop_cm",)
 SIDES = ("asyncio", "python", "cython-pure", "cython-typed", "cython-cdef", "c")
 
 
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--loop", choices=("all", "asyncio", "uvloop"), default="all")
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS)
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS + EXTRA_SCENARIOS)
     parser.add_argument("--scale", type=float, default=1.0, help="work per run (1 = bench_library)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
