@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Development installs every extra: the tool (cli), its tests, the peer limiters, Redis, reports.
 EXTRAS := cli,test,peers,redis,report
 
-.PHONY: test bench lint typecheck docs dist dist-check clean memcheck system-packages
+.PHONY: test bench lint typecheck docs dist dist-check clean memcheck system-packages cython-bench
 
 # Debian packages that some tests drive, as package:binary. Without them those tests
 # skip (and fail when CI is set); .ci/run installs them.
@@ -61,6 +61,14 @@ memcheck: $(STAMP)
 	    --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=1 \
 	    --num-callers=30 $(addprefix --suppressions=,$(VALGRIND_SUPP)) \
 	    $(MEMCHECK_PYTHON) benchmarks/stress_memcheck.py --rounds 3
+
+# Hand-written C against Cython (docs/development.md): the Python core compiled by Cython
+# three ways, measured beside the C core, then the SIGINT storm against every core.
+# Cython goes into the dev venv for this target only; batchsem never needs it.
+cython-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet cython
+	$(BIN)/python benchmarks/cython_core/compare.py --rounds 9 --json benchmarks/results/cython_vs_c.json
+	$(BIN)/python benchmarks/cython_core/storm.py --runs 5 --json benchmarks/results/cython_vs_c-storm.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis dist build

@@ -1168,6 +1168,17 @@ def select_core(impl: str) -> None:
         Sem, CORE = _semaphore.Semaphore, "python"
 
 
+def use_semaphore(cls: Any) -> None:
+    """Point the batchsem scenarios at any Semaphore class with batchsem's API.
+
+    For scripts that import this module and measure other builds of the core side
+    by side (``benchmarks/cython_core/compare.py``): the scenario functions read the
+    class when they run, so set it before each run.
+    """
+    global Sem
+    Sem = cls
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     select_core(args.impl)

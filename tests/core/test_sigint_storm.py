@@ -22,7 +22,9 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import pytest
 from _impls import Impl
@@ -36,13 +38,31 @@ DURATION = float(os.environ.get("BATCHSEM_STORM_SECONDS", "3"))
 INITIAL = 16
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
-def test_sigint_storm_loses_nothing(impl: Impl) -> None:
-    if impl.name != "c":
-        pytest.skip("the pure-Python core has an interrupt window (docs/development.md)")
-    sem = impl.Semaphore(INITIAL)
+@dataclass(frozen=True)
+class Storm:
+    """What one storm left behind."""
+
+    interrupts: int  # KeyboardInterrupts that landed
+    wedged: bool  # another thread could not use the semaphore within 10 s afterwards
+    free: int  # available_permits afterwards (not read if wedged: -1)
+    outstanding: int  # permits the surviving Permits hold
+    expected: int  # what was put in: INITIAL + adds - forgets
+
+    @property
+    def lost(self) -> int:
+        """Permits missing from the books (negative: permits gained); 0 if wedged."""
+        return 0 if self.wedged else self.expected - self.free - self.outstanding
+
+
+def storm(sem: Any, duration: float = DURATION) -> Storm:
+    """Run the storm for ``duration`` seconds against ``sem`` (a ``Semaphore(INITIAL)``).
+
+    Also used by ``benchmarks/cython_core/storm.py`` against the Cython builds. A
+    wedged semaphore leaves a daemon thread spinning on it: run that case in a
+    process of its own.
+    """
     release = operator.methodcaller("release")
-    held: list[object] = []  # Permits; a released one holds 0
+    held: list[Any] = []  # Permits; a released one holds 0
     adds: list[None] = []  # one None per completed add_permits / release call
     forgets: list[int] = []  # what each completed forget_permits took
 
@@ -73,7 +93,7 @@ def test_sigint_storm_loses_nothing(impl: Impl) -> None:
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(SIGNAL_PERIOD / 2)
     thread = threading.Thread(target=sender, daemon=True)
-    deadline = time.monotonic() + DURATION
+    deadline = time.monotonic() + duration
     try:
         thread.start()
         while time.monotonic() < deadline:
@@ -90,7 +110,7 @@ def test_sigint_storm_loses_nothing(impl: Impl) -> None:
                     adds.extend(map(sem.release, ONES))
                     forgets.extend(map(sem.forget_permits, ONES))
                     if len(held) > 10_000:
-                        held[:] = [p for p in held if p.num_permits]  # type: ignore[attr-defined]
+                        held[:] = [p for p in held if p.num_permits]
                     if time.monotonic() >= deadline:
                         break
             except KeyboardInterrupt:
@@ -103,8 +123,7 @@ def test_sigint_storm_loses_nothing(impl: Impl) -> None:
         sys.setswitchinterval(old_interval)
         gc.enable()
 
-    assert interrupts >= 100, f"only {interrupts} interrupts landed; the storm did not happen"
-    # Nothing wedged: another thread can still use every operation.
+    # Wedged? Another thread must still be able to use every operation.
     done = threading.Event()
 
     def use() -> None:
@@ -114,15 +133,32 @@ def test_sigint_storm_loses_nothing(impl: Impl) -> None:
         sem.forget_permits(1)
         done.set()
 
-    other = threading.Thread(target=use)
+    other = threading.Thread(target=use, daemon=True)
     other.start()
     other.join(10)
-    assert done.is_set(), "the semaphore is wedged after the storm"
+    wedged = not done.is_set()
+    return Storm(
+        interrupts=interrupts,
+        wedged=wedged,
+        free=-1 if wedged else sem.available_permits,
+        outstanding=sum(p.num_permits for p in held),
+        expected=INITIAL + len(adds) - sum(forgets),
+    )
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_sigint_storm_loses_nothing(impl: Impl) -> None:
+    if impl.name != "c":
+        pytest.skip("the pure-Python core has an interrupt window (docs/development.md)")
+    sem = impl.Semaphore(INITIAL)
+    result = storm(sem)
+    assert result.interrupts >= 100, (
+        f"only {result.interrupts} interrupts landed; the storm did not happen"
+    )
+    assert not result.wedged, "the semaphore is wedged after the storm"
     # Nothing lost: what is free plus what the Permits hold is what was put in.
-    outstanding = sum(p.num_permits for p in held)  # type: ignore[attr-defined]
-    expected = INITIAL + len(adds) - sum(forgets)
-    assert sem.available_permits + outstanding == expected, (
-        f"{interrupts} interrupts: {sem.available_permits} free + {outstanding} held "
-        f"!= {expected} put in"
+    assert result.lost == 0, (
+        f"{result.interrupts} interrupts: {result.free} free + {result.outstanding} held "
+        f"!= {result.expected} put in"
     )
     assert sem.waiting == 0
