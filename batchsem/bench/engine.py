@@ -263,14 +263,17 @@ def run_repeat(spec: CaseSpec, index: int) -> RepeatMetrics:
     async def main() -> None:
         ctx.start_clock()
         body = asyncio.ensure_future(spec.workload.body(ctx))  # first to run: the clock is on
-        # Threads of a threaded workload contend for the GIL with the probe, so
-        # its time there would measure the GIL, not the machine's speed.
-        sampling = asyncio.ensure_future(
-            sample_windows(ctx, samples, speed=not spec.workload.threaded))
+        sampling = None
+        if spec.workload.windowed:
+            # Threads of a threaded workload contend for the GIL with the probe, so
+            # its time there would measure the GIL, not the machine's speed.
+            sampling = asyncio.ensure_future(
+                sample_windows(ctx, samples, speed=not spec.workload.threaded))
         try:
             await watch(ctx, body)
         finally:
-            sampling.cancel()
+            if sampling is not None:
+                sampling.cancel()
             # Limiters holding connections (the Redis ones) leave on the loop they used.
             for lim in ctx.limiters:
                 aclose = getattr(lim, "aclose", None)
@@ -318,7 +321,8 @@ class Hung(Exception):
 async def watch(ctx: Context, body: Awaitable[None]) -> None:
     """Run a workload body; cancel it if it hangs. Raises :class:`Hung` in that case.
 
-    Until the deadline the body runs undisturbed. After it, the body is
+    Until the deadline (``ctx.deadline_ns``, which the body may move) the body runs
+    undisturbed. After it, the body is
     cancelled once no request has made progress for twice ``ctx.stall_s``, or
     ``ctx.grace_s`` plus that much has passed (looser than ``Context.gather``,
     whose per-worker diagnosis comes first when it applies). A limiter whose
@@ -326,8 +330,13 @@ async def watch(ctx: Context, body: Awaitable[None]) -> None:
     forever, thus ends the repeat within about ``duration + grace``.
     """
     task = asyncio.ensure_future(body)
-    until_deadline = max(0.0, (ctx.deadline_ns - time.perf_counter_ns()) / 1e9)
-    await asyncio.wait({task}, timeout=until_deadline)
+    # The deadline is read again after each wait: a workload may move it (the
+    # processes workload sets it once its worker processes are ready).
+    while not task.done():
+        until_deadline = (ctx.deadline_ns - time.perf_counter_ns()) / 1e9
+        if until_deadline <= 0:
+            break
+        await asyncio.wait({task}, timeout=until_deadline)
     stall = 2 * ctx.stall_s
     give_up = time.monotonic() + ctx.grace_s + stall
     while not task.done():

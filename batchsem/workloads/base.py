@@ -127,6 +127,11 @@ class Workload:
     unit: str = "acq/s"
     #: The ``null`` ceiling is meaningful here (the workload measures raw throughput).
     ceiling: bool = False
+    #: Its grants are recorded as they happen, so the gate's time windows can be
+    #: sampled. False for a workload whose grants are reported after the fact (from
+    #: other processes): its windows would hold nothing, and ``compare`` tests its
+    #: per-repeat throughput instead.
+    windowed: bool = True
     #: Cross-parameter validation: ``check(params, permits, tasks)`` raises ParamError.
     check: Callable[[Mapping[str, Any], int, int], None] | None = None
 

@@ -89,6 +89,10 @@ async def _in_process(ctx: Context, lim: Any) -> None:
 
 async def _cross_process(ctx: Context, lim: Any) -> None:
     w, t = ctx.params["processes"], ctx.tasks
+    # Until the processes are ready the run has not started, and this body's own
+    # timeouts bound the wait: the engine's watchdog must not take the start-up
+    # for a stall, so the deadline is its latest possible value until then.
+    ctx.deadline_ns = time.perf_counter_ns() + int((STARTUP_TIMEOUT + ctx.duration) * 1e9)
     await lim.prepare()
     loop_name = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else (
         "asyncio"
@@ -197,4 +201,5 @@ WORKLOAD = Workload(
     body=body,
     classes=("small", "large"),
     check=_check,
+    windowed=False,
 )

@@ -607,3 +607,35 @@ def test_no_repeat_loses_its_last_window() -> None:
     counts = [len(w.throughput_ops) for i in range(30)
               if (w := engine.run_repeat(spec, i).as_record().windows) is not None]
     assert counts == [10] * 30
+
+
+def test_the_watchdog_follows_a_deadline_the_body_moves() -> None:
+    """The processes workload moves the deadline once its worker processes are ready;
+    start-up on a loaded machine outlasted the first deadline plus the stall time, and
+    the watchdog cancelled a healthy run as hung (seen as a flaky Redis test)."""
+    import time
+
+    ctx = make_ctx()
+    ctx.duration = 0.1
+
+    async def body() -> None:
+        ctx.deadline_ns = time.perf_counter_ns() + int(1.6e9)  # e.g. processes starting
+        await asyncio.sleep(1.3)  # no request makes progress meanwhile
+
+    async def main() -> None:
+        ctx.start_clock()
+        assert 2 * ctx.stall_s < 1.3  # the old watchdog gave up before the body was done
+        await engine.watch(ctx, body())
+
+    asyncio.run(main())
+
+
+def test_the_processes_workload_takes_no_windows() -> None:
+    """Its grants arrive from the worker processes after the run; windows sampled in the
+    parent would hold nothing, so there are none and compare tests per-repeat values."""
+    assert REGISTRY["processes"].windowed is False
+    (spec,) = plan(["processes"], impl_specs=["batchsem"], tasks=2, duration=0.1,
+                   params={"processes": 2})
+    rep = engine.run_repeat(spec, 0).as_record()
+    assert rep.error is None and rep.ops > 0
+    assert rep.windows is None
