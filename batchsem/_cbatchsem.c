@@ -126,11 +126,6 @@ typedef struct {
      * is closed will never resume: reclaim() takes its permits back. */
     AcqObject *granted;
     Py_ssize_t ngranted;
-    /* (S): the loop of every async waiter queued so far while they were all on
-     * one loop (NULL before the first; a reference), and many = 1 (home NULL)
-     * from the first waiter of a second loop on. Under LOCK(sem). */
-    PyObject *home;
-    char many;
     PyObject *name;           /* str or None; immutable after __init__ */
     PyObject *tracer;         /* callable or NULL */
     PyObject *debug;          /* batchsem._semaphore.DebugLedger in debug mode, else NULL */
@@ -139,6 +134,12 @@ typedef struct {
 #ifdef Py_GIL_DISABLED
     PyMutex mutex;
 #endif
+    /* (S): the loop of every async waiter queued so far while they were all on
+     * one loop (NULL before the first; a reference), and many = 1 (home NULL)
+     * from the first waiter of a second loop on. Under LOCK(sem). Last: the
+     * fields the fast paths read keep their offsets. */
+    PyObject *home;
+    char many;
 } SemObject;
 
 typedef struct {
@@ -683,8 +684,15 @@ reclaim(SemObject *sem)
     PyErr_Restore(et, ev, etb);
 }
 
+/* Rarely run code, placed away from the hot paths (GCC/Clang). */
+#if defined(__GNUC__)
+#define COLD __attribute__((cold, noinline))
+#else
+#define COLD
+#endif
+
 /* (S): schedule recheck(sem, node, delay) on the queued async node's loop. */
-static int
+static COLD int
 arm_recheck(SemObject *sem, AcqObject *node, double delay)
 {
     PyObject *d = PyFloat_FromDouble(delay);
@@ -704,7 +712,7 @@ arm_recheck(SemObject *sem, AcqObject *node, double delay)
  * semaphore open, runs again after a doubled delay (capped). It stops by itself
  * once the waiter has left the queue; it is not cancelled when the waiter
  * leaves (as in the Python core), so it fires at most once more. */
-static PyObject *
+static COLD PyObject *
 recheck(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyObject_TypeCheck(args[0], &Semaphore_Type) ||

@@ -147,6 +147,7 @@ class Semaphore:
         "_closed",
         "_debug",
         "_fast",
+        "_fast_loop",
         "_granted",
         "_hold",
         "_home",
@@ -211,6 +212,10 @@ class Semaphore:
         # True while not closed, untraced and not in debug mode: the fast
         # paths may then skip everything but the counter.
         self._fast = tracer is None and not debug
+        # _home while it is one loop and _fast holds, else None: the contended
+        # `async with` joins the tail inline only for a waiter of this loop
+        # (one test for both conditions). Written under _lock.
+        self._fast_loop: Any = None
 
     # ------------------------------------------------------------------ state
 
@@ -249,6 +254,8 @@ class Semaphore:
             old = self._tracer
             self._tracer = tracer
             self._fast = tracer is None and not self._closed and self._debug is None
+            home = self._home
+            self._fast_loop = home if self._fast and home is not None and home is not MANY else None
         del old
 
     def locked(self) -> bool:
@@ -531,6 +538,7 @@ class Semaphore:
                 return
             self._closed = True
             self._fast = False
+            self._fast_loop = None
             failed = self._waiters.fail_all()
             self._permits += self._waiters.leftover
             available = self._permits
@@ -665,8 +673,11 @@ class Semaphore:
                     if home is not loop:
                         if home is None:
                             self._home = loop
+                            if self._fast:
+                                self._fast_loop = loop
                         else:
                             self._home = MANY
+                            self._fast_loop = None
                             recheck = True
         finally:
             lock.append(True)
@@ -793,9 +804,9 @@ class Semaphore:
                 waiters = self._waiters
                 tail = waiters.tail
                 queued = False
-                # Not for a waiter of a second loop: _begin records it (_home)
-                # and arms its re-check.
-                if self._fast and tail is not None and self._home is loop:
+                # Not for a waiter of a second loop (_fast_loop is not loop):
+                # _begin records it (_home) and arms its re-check.
+                if tail is not None and self._fast_loop is loop:
                     queued = True
                     # inline of WaitList.push
                     new.assigned = 0

@@ -403,3 +403,40 @@ def test_random_loops_closed_at_random_points(loop_name: str, seed: int) -> None
                 w.dispose()
         assert sem.waiting == 0
         assert sem.available_permits == initial
+
+
+def test_reclaim_skips_a_waiter_that_resumed_before_its_loop_closed(
+    impl: Any, loop_name: str
+) -> None:
+    """A reclaim that listed a woken waiter, which then resumed (keeping its permit)
+    before its loop was closed, must not give that permit back a second time."""
+    if impl.name != "python":
+        pytest.skip("replaces the Python core's record of woken waiters (_granted)")
+    sem = Semaphore(0)
+    loop = new_loop(loop_name)
+    try:
+        task = loop.create_task(_hold(sem))
+        loop.run_until_complete(until(lambda: sem.waiting == 1))
+        sem.release(1)  # from the loop's thread while it is stopped: woken, recorded
+        (node,) = sem._granted
+        loop.run_until_complete(task)  # resumes, leaves the record, keeps the permit
+    finally:
+        loop.close()
+    permit = task.result()
+
+    class Listed(set):  # type: ignore[type-arg]
+        """What the reclaim listed before the waiter resumed."""
+
+        def __iter__(self) -> Iterator[Any]:
+            return iter([node])
+
+    sem._granted = Listed()
+    sem._reclaim()
+    assert sem.available_permits == 0
+    assert permit.num_permits == 1
+    permit.release()
+    assert sem.available_permits == 1
+
+
+async def _hold(sem: Any) -> Any:
+    return await sem.acquire(1)
