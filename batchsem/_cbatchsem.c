@@ -36,6 +36,25 @@
  *        whatever it holds, under the lock, exactly once (node->assigned is
  *        zeroed in the same step).
  *
+ * Stranded waiters. An async waiter that was served and woken (its wake-up
+ * scheduled on its loop) but whose loop is closed before the wake-up runs never
+ * resumes. Such nodes stay in sem->granted; reclaim() gives back what they hold.
+ * Inspections and new requests run it; for waiters already queued:
+ *
+ *   (S)  Every queued waiter that a stranded node could block re-checks with a
+ *        bounded delay (RECHECK_FIRST doubling to RECHECK_MAX, the values of the
+ *        Python core) until it leaves the queue or the semaphore is closed. A
+ *        blocking waiter always does (wait_event() waits in slices). An async
+ *        waiter does when it was queued after async waiters of two different
+ *        loops had queued (sem->many; sem->home is the one loop before that):
+ *        a timer on its own loop (arm_recheck, recheck).
+ *
+ * A stranded node S blocks a queued waiter W only if W is on another loop (a
+ * waiter on S's loop never resumes either) and S was queued before W (FIFO).
+ * When W queued, S's loop had queued a waiter already, so W's queueing found or
+ * set sem->many. Waiters of a single loop never re-check and pay nothing. The
+ * full argument is in batchsem/_waitlist.py (stranded).
+ *
  * LOCK/UNLOCK are no-ops under the GIL: the GIL is not released and no Python
  * code runs between them (R1), so the region is atomic. A free-threaded build
  * (Py_GIL_DISABLED, CPython >= 3.13) gets a real PyMutex per semaphore, which
@@ -52,6 +71,10 @@
 #include <time.h>
 
 #define MAX_PERMITS ((int64_t)((((uint64_t)1) << 61) - 1))
+/* (S): the first re-check after RECHECK_FIRST seconds, then doubling intervals up
+ * to RECHECK_MAX (batchsem._waitlist.RECHECK_FIRST / RECHECK_MAX). */
+#define RECHECK_FIRST 0.01
+#define RECHECK_MAX 1.0
 
 #ifdef Py_GIL_DISABLED
 #define LOCK(sem) PyMutex_Lock(&(sem)->mutex)
@@ -69,13 +92,14 @@ static PyObject *NoPermitsError;   /* batchsem._errors.NoPermits */
 static PyObject *InvalidStateError;/* asyncio.InvalidStateError */
 static PyObject *get_running_loop; /* asyncio.events._get_running_loop */
 static PyObject *resolve_fn;       /* _cbatchsem._resolve */
+static PyObject *recheck_fn;       /* _cbatchsem._recheck */
 static PyObject *base_create_future; /* asyncio.BaseEventLoop.create_future */
 static PyObject *future_type;      /* asyncio.Future */
 static PyObject *kwnames_loop;     /* ("loop",) */
 static PyObject *trace_module;     /* batchsem._trace: TraceEvent, emit, SemaphoreStatistics */
 static PyObject *debug_module;     /* batchsem._cdebug: debug-mode glue, imported on first use */
 static PyObject *str_set_result, *str_create_future, *str_call_soon_threadsafe,
-    *str_blocking, *str_done, *str_is_closed;
+    *str_blocking, *str_done, *str_is_closed, *str_call_later;
 
 static PyTypeObject Semaphore_Type;
 static PyTypeObject BoundedSemaphore_Type;
@@ -110,6 +134,12 @@ typedef struct {
 #ifdef Py_GIL_DISABLED
     PyMutex mutex;
 #endif
+    /* (S): the loop of every async waiter queued so far while they were all on
+     * one loop (NULL before the first; a reference), and many = 1 (home NULL)
+     * from the first waiter of a second loop on. Under LOCK(sem). Last: the
+     * fields the fast paths read keep their offsets. */
+    PyObject *home;
+    char many;
 } SemObject;
 
 typedef struct {
@@ -654,6 +684,65 @@ reclaim(SemObject *sem)
     PyErr_Restore(et, ev, etb);
 }
 
+/* Rarely run code, placed away from the hot paths (GCC/Clang). */
+#if defined(__GNUC__)
+#define COLD __attribute__((cold, noinline))
+#else
+#define COLD
+#endif
+
+/* (S): schedule recheck(sem, node, delay) on the queued async node's loop. */
+static COLD int
+arm_recheck(SemObject *sem, AcqObject *node, double delay)
+{
+    PyObject *d = PyFloat_FromDouble(delay);
+    if (d == NULL)
+        return -1;
+    PyObject *handle = PyObject_CallMethodObjArgs(node->loop, str_call_later, d, recheck_fn,
+                                                  (PyObject *)sem, (PyObject *)node, d, NULL);
+    Py_DECREF(d);
+    if (handle == NULL)
+        return -1;
+    Py_DECREF(handle);
+    return 0;
+}
+
+/* _recheck(sem, node, delay): the timer callback of (S), on the waiter's own
+ * loop. Reclaims what stranded nodes hold, then, if node is still queued and the
+ * semaphore open, runs again after a doubled delay (capped). It stops by itself
+ * once the waiter has left the queue; it is not cancelled when the waiter
+ * leaves (as in the Python core), so it fires at most once more. */
+static COLD PyObject *
+recheck(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyObject_TypeCheck(args[0], &Semaphore_Type) ||
+        !Py_IS_TYPE(args[1], &Acquire_Type) || ((AcqObject *)args[1])->sem != (SemObject *)args[0]) {
+        PyErr_SetString(PyExc_TypeError, "_recheck(semaphore, its queued request, delay)");
+        return NULL;
+    }
+    SemObject *sem = (SemObject *)args[0];
+    AcqObject *node = (AcqObject *)args[1];
+    double delay = PyFloat_AsDouble(args[2]);
+    if (delay == -1.0 && PyErr_Occurred())
+        return NULL;
+    LOCK(sem);
+    int queued = node->queued && !sem->closed;
+    Py_ssize_t granted = sem->ngranted;
+    UNLOCK(sem);
+    if (queued && granted) {
+        reclaim(sem);
+        LOCK(sem);
+        queued = node->queued;
+        UNLOCK(sem);
+    }
+    if (!queued || node->loop == NULL)
+        Py_RETURN_NONE;
+    delay += delay;
+    if (arm_recheck(sem, node, delay > RECHECK_MAX ? RECHECK_MAX : delay) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* Give n permits back (add_permits / release / Permit.release). If permit is
  * given, its n is zeroed in the same step, only if the release is allowed. */
 static int
@@ -1196,7 +1285,8 @@ begin(AcqObject *node)
         node->thread = PyThread_get_thread_ident();
     }
     Py_INCREF(node); /* the queue's reference, if it is linked */
-    int scan = 0;
+    int scan = 0, rearm = 0;
+    PyObject *old_home = NULL;
     LOCK(sem);
     r = try_serve_locked(sem, node);
     if (r == 0) {
@@ -1209,8 +1299,29 @@ begin(AcqObject *node)
             scan = sem->ngranted > 0;
         }
         link_tail_locked(sem, node);
+        if (node->kind != K_BLOCKING && sem->home != node->loop) {
+            /* (S): a waiter of a second loop from now on re-checks */
+            if (sem->home == NULL && !sem->many) {
+                sem->home = Py_NewRef(node->loop); /* no DECREF here (R1) */
+            }
+            else {
+                old_home = sem->home; /* dropped after UNLOCK (R1) */
+                sem->home = NULL;
+                sem->many = 1;
+                rearm = 1;
+            }
+        }
     }
     UNLOCK(sem);
+    Py_XDECREF(old_home);
+    if (rearm && arm_recheck(sem, node, RECHECK_FIRST) < 0) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        failed(sem, node); /* give back what it took (R3) */
+        PyErr_Restore(et, ev, etb);
+        Py_CLEAR(node->permit);
+        return -1;
+    }
     if (r != 0) {
         Py_DECREF(node);
         Py_CLEAR(node->fut);
@@ -1543,6 +1654,7 @@ sem_traverse(SemObject *self, visitproc visit, void *arg)
         Py_VISIT(node);
     for (AcqObject *node = self->granted; node != NULL; node = node->gnext)
         Py_VISIT(node);
+    Py_VISIT(self->home);
     return 0;
 }
 
@@ -1583,6 +1695,7 @@ static int
 sem_clear(SemObject *self)
 {
     sem_drop_queue(self);
+    Py_CLEAR(self->home);
     Py_CLEAR(self->name);
     Py_CLEAR(self->tracer);
     Py_CLEAR(self->debug);
@@ -1613,6 +1726,8 @@ sem_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->head = self->tail = NULL;
     self->granted = NULL;
     self->ngranted = 0;
+    self->home = NULL;
+    self->many = 0;
     self->name = Py_NewRef(Py_None);
     self->tracer = NULL;
     self->debug = NULL;
@@ -2016,20 +2131,20 @@ static int
 wait_event(AcqObject *node, double timeout)
 {
     double deadline = timeout < 0 ? 0.0 : monotonic_now() + timeout;
+    /* (S): wait in slices of RECHECK_FIRST doubling to RECHECK_MAX, reclaiming
+     * what stranded nodes hold between them. */
+    double slice = RECHECK_FIRST;
     for (;;) {
-        PY_TIMEOUT_T us;
-        if (timeout < 0) {
-            us = -1;
-        }
-        else {
+        double wait = slice;
+        int last = 0; /* this slice ends at the deadline */
+        if (timeout >= 0) {
             double remaining = deadline - monotonic_now();
-            if (remaining <= 0)
-                us = 0;
-            else if (remaining * 1e6 >= (double)PY_TIMEOUT_MAX)
-                us = PY_TIMEOUT_MAX;
-            else
-                us = (PY_TIMEOUT_T)(remaining * 1e6);
+            if (remaining <= slice) {
+                wait = remaining > 0 ? remaining : 0.0;
+                last = 1;
+            }
         }
+        PY_TIMEOUT_T us = (PY_TIMEOUT_T)(wait * 1e6); /* <= RECHECK_MAX: no overflow */
         PyLockStatus r = PyThread_acquire_lock_timed(node->event, 0, 0);
         if (r != PY_LOCK_ACQUIRED && us != 0) {
             Py_BEGIN_ALLOW_THREADS
@@ -2043,8 +2158,13 @@ wait_event(AcqObject *node, double timeout)
                 return -1;
             continue;
         }
-        if (us == 0)
+        if (last)
             return 0;
+        if (node->sem->ngranted)
+            reclaim(node->sem);
+        slice += slice;
+        if (slice > RECHECK_MAX)
+            slice = RECHECK_MAX;
     }
 }
 
@@ -2173,7 +2293,7 @@ sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
     for (AcqObject *node = self->head; node != NULL; node = node->next)
         needed += node->needed - node->assigned;
     int closed = self->closed;
-    int64_t capacity = self->bounded ? self->limit : -1;
+    int64_t capacity = self->limit;
     UNLOCK(self);
     PyObject *mod = support();
     if (mod == NULL)
@@ -2185,7 +2305,7 @@ sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
                                  (long long)available, "tasks_waiting", waiting,
                                  "permits_wanted", (long long)needed, "closed",
                                  closed ? Py_True : Py_False, "capacity", Py_None);
-    if (kw != NULL && capacity >= 0) {
+    if (kw != NULL && self->bounded) { /* as the reference: even below 0 */
         PyObject *c = PyLong_FromLongLong(capacity);
         if (c == NULL || PyDict_SetItemString(kw, "capacity", c) < 0)
             Py_CLEAR(kw);
@@ -2322,6 +2442,8 @@ static PyTypeObject BoundedSemaphore_Type = {
 static PyMethodDef module_methods[] = {
     {"_resolve", (PyCFunction)resolve, METH_O,
      "Set a future's result to None unless it is done (a cross-thread wake-up)."},
+    {"_recheck", (PyCFunction)(void (*)(void))recheck, METH_FASTCALL,
+     "Timer callback: re-check for stranded waiters ahead of a queued request."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2366,6 +2488,7 @@ PyInit__cbatchsem(void)
     INTERN(str_blocking, "_asyncio_future_blocking");
     INTERN(str_done, "done");
     INTERN(str_is_closed, "is_closed");
+    INTERN(str_call_later, "call_later");
     if ((AcquireError = import_attr_any("batchsem._errors", "AcquireError")) == NULL ||
         (ClosedError = import_attr_any("batchsem._errors", "Closed")) == NULL ||
         (NoPermitsError = import_attr_any("batchsem._errors", "NoPermits")) == NULL ||
@@ -2407,7 +2530,8 @@ PyInit__cbatchsem(void)
     PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
     resolve_fn = PyObject_GetAttrString(m, "_resolve");
-    if (resolve_fn == NULL || PyModule_AddObjectRef(m, "Semaphore", (PyObject *)&Semaphore_Type) < 0 ||
+    recheck_fn = PyObject_GetAttrString(m, "_recheck");
+    if (resolve_fn == NULL || recheck_fn == NULL || PyModule_AddObjectRef(m, "Semaphore", (PyObject *)&Semaphore_Type) < 0 ||
         PyModule_AddObjectRef(m, "BoundedSemaphore", (PyObject *)&BoundedSemaphore_Type) < 0 ||
         PyModule_AddObjectRef(m, "Permit", (PyObject *)&Permit_Type) < 0 ||
         PyModule_AddObjectRef(m, "Acquire", (PyObject *)&Acquire_Type) < 0 ||

@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import threading
+import time
 import weakref
 from collections.abc import Generator
 from types import TracebackType
@@ -66,7 +67,7 @@ from ._errors import AcquireError, Closed, NoPermits
 from ._lock import Hold, new_lock, take_contended
 from ._permit import Permit
 from ._trace import SemaphoreStatistics, TraceEvent, TraceFn, emit
-from ._waitlist import Waiter, WaitList, stranded, wake
+from ._waitlist import RECHECK_FIRST, Waiter, WaitList, next_recheck, stranded, wake
 
 # Names defined in the small modules are re-exported for code that imports them
 # from here (the tool, the compiled core's debug helper).
@@ -92,6 +93,9 @@ _new = object.__new__
 # Waking compares thread idents, not loops: on CPython 3.11 every
 # _get_running_loop() call makes a getpid() system call (cpython#100363).
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
+#: ``Semaphore._home`` once async waiters of two event loops have queued.
+MANY: Any = object()
 
 class Semaphore:
     """A counting semaphore where a task may wait for many permits at once, strictly FIFO.
@@ -121,10 +125,14 @@ class Semaphore:
       (:class:`DebugLedger`).
     * **Nothing is lost.** A cancelled or failed request gives back every
       permit it had been handed. A waiter that was served but whose event loop
-      was closed before it could resume gives its permits back the next time a
-      request finds the queue empty and too few permits free, or the
-      semaphore is inspected (``available_permits``, ``locked()``,
-      ``statistics()``, a failing ``try_acquire``) -- not only when collected.
+      was closed before it could resume (stranded) gives its permits back, and
+      the queue moves on, without the garbage collector: waiters queued behind
+      it re-check on their own, the first time after 10 ms and then at
+      doubling intervals up to 1 s, so they are served at most about 1 s after
+      the loop was closed, with no other call into the semaphore. A request
+      that finds the queue empty and too few permits free, and every
+      inspection (``available_permits``, ``locked()``, ``statistics()``, a
+      failing ``try_acquire``), reclaim them at once.
     * **Thread-safe.** Every method may be called from any thread; tasks on
       different event loops may wait on the same semaphore; a waiter is always
       resumed on its own loop.
@@ -139,8 +147,10 @@ class Semaphore:
         "_closed",
         "_debug",
         "_fast",
+        "_fast_loop",
         "_granted",
         "_hold",
+        "_home",
         "_limit",
         "_lock",
         "_name",
@@ -186,6 +196,11 @@ class Semaphore:
         # resumes or gives its permits back, so any node left in it whose loop
         # is closed will never resume (see _reclaim).
         self._granted: set[Waiter] = set()
+        # The event loop of every async waiter queued so far while they were all
+        # on one loop (None before the first), MANY from the first waiter of a
+        # second loop on. Written under _lock. An async waiter queued while it is
+        # MANY re-checks for stranded nodes (invariant (S) of _waitlist.stranded).
+        self._home: Any = None
         self._name = name
         self._tracer = tracer
         if debug is None:
@@ -197,6 +212,10 @@ class Semaphore:
         # True while not closed, untraced and not in debug mode: the fast
         # paths may then skip everything but the counter.
         self._fast = tracer is None and not debug
+        # _home while it is one loop and _fast holds, else None: the contended
+        # `async with` joins the tail inline only for a waiter of this loop
+        # (one test for both conditions). Written under _lock.
+        self._fast_loop: Any = None
 
     # ------------------------------------------------------------------ state
 
@@ -235,6 +254,8 @@ class Semaphore:
             old = self._tracer
             self._tracer = tracer
             self._fast = tracer is None and not self._closed and self._debug is None
+            home = self._home
+            self._fast_loop = home if self._fast and home is not None and home is not MANY else None
         del old
 
     def locked(self) -> bool:
@@ -333,9 +354,38 @@ class Semaphore:
 
     def _reclaim(self) -> None:
         """Give back the permits of woken waiters whose loop was closed before they resumed."""
-        for node in list(self._granted):
+        granted = self._granted
+        for node in list(granted):
             if stranded(node):
+                # A node that resumed before its loop was closed has left the set
+                # (its task discards it on resume, and keeps node.assigned): only
+                # the one call that removes the node may give back what it holds.
+                # One still in the set after its loop was seen closed never resumes.
+                try:
+                    granted.remove(node)
+                except KeyError:
+                    continue
                 self._give_back(node)
+
+    def _recheck(self, node: Waiter, delay: float) -> None:
+        """Timer callback on a queued async waiter's own loop: invariant (S) of ``stranded``.
+
+        Reclaims what stranded nodes hold, then, if ``node`` is still queued
+        and the semaphore open, runs again after a doubled ``delay`` (capped).
+        It stops by itself once the waiter has left the queue (served,
+        cancelled, failed): it is not cancelled when the waiter leaves, which
+        would cost every wait a check, so it fires at most once more.
+        """
+        # Unlocked reads: `queued` and `_closed` change only once (True to
+        # False, False to True); a stale True costs one more round.
+        if not node.queued or self._closed:
+            return
+        if self._granted:
+            self._reclaim()
+            if not node.queued:
+                return
+        delay = next_recheck(delay)
+        node.waker.get_loop().call_later(delay, self._recheck, node, delay)
 
     def _trace(self, tracer: TraceFn, kind: str, n: int) -> None:
         with self._hold:
@@ -488,6 +538,7 @@ class Semaphore:
                 return
             self._closed = True
             self._fast = False
+            self._fast_loop = None
             failed = self._waiters.fail_all()
             self._permits += self._waiters.leftover
             available = self._permits
@@ -584,6 +635,7 @@ class Semaphore:
         (as in Tokio). Raises :class:`AcquireError` if the semaphore is closed
         and ``RuntimeError`` for an async request without a running loop.
         """
+        loop: asyncio.AbstractEventLoop | None = None
         if event is None:
             loop = _get_running_loop()
             if loop is None:
@@ -598,7 +650,7 @@ class Semaphore:
             take_contended(lock)
         try:
             closed = self._closed
-            wait = scan = False
+            wait = scan = recheck = False
             if not closed:
                 waiters = self._waiters
                 if waiters.head is None:
@@ -616,6 +668,17 @@ class Semaphore:
                 elif n:
                     waiters.push(node)
                     wait = True
+                if wait and event is None:
+                    home = self._home
+                    if home is not loop:
+                        if home is None:
+                            self._home = loop
+                            if self._fast:
+                                self._fast_loop = loop
+                        else:
+                            self._home = MANY
+                            self._fast_loop = None
+                            recheck = True
         finally:
             lock.append(True)
         tracer = self._tracer
@@ -623,9 +686,38 @@ class Semaphore:
             self._trace(tracer, "failed_closed" if closed else "acquire", n)
         if closed:
             raise AcquireError()
+        if recheck and loop is not None:
+            try:
+                loop.call_later(RECHECK_FIRST, self._recheck, node, RECHECK_FIRST)
+            except BaseException:
+                self._give_back(node)
+                raise
         if scan:
             self._reclaim()
         return node if wait else None
+
+    def _wait_blocking(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait for a blocking request's ``event``; False if ``timeout`` passed first.
+
+        The wait is a series of timed waits (:data:`RECHECK_FIRST` doubling up
+        to ``RECHECK_MAX``) with a reclaim between them: invariant (S) of
+        ``stranded``.
+        """
+        deadline = None if timeout is None else _monotonic() + timeout
+        delay = RECHECK_FIRST
+        while True:
+            wait = delay
+            if deadline is not None:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return event.is_set()
+                if left < wait:
+                    wait = left
+            if event.wait(wait):
+                return True
+            if self._granted:
+                self._reclaim()
+            delay = next_recheck(delay)
 
     def acquire_blocking(self, n: int = 1, timeout: float | None = None) -> Permit:
         """Block the calling thread until ``n`` permits are granted (FIFO with async waiters).
@@ -648,7 +740,7 @@ class Semaphore:
         node = self._begin(n, event)
         if node is not None:
             try:
-                if not event.wait(timeout):
+                if not self._wait_blocking(event, timeout):
                     with self._hold:
                         # Served or closed between the timeout and now? (Reads.)
                         served = not node.queued and node.assigned == n
@@ -712,7 +804,9 @@ class Semaphore:
                 waiters = self._waiters
                 tail = waiters.tail
                 queued = False
-                if self._fast and tail is not None:
+                # Not for a waiter of a second loop (_fast_loop is not loop):
+                # _begin records it (_home) and arms its re-check.
+                if tail is not None and self._fast_loop is loop:
                     queued = True
                     # inline of WaitList.push
                     new.assigned = 0

@@ -32,9 +32,18 @@ import asyncio
 import threading
 from typing import Any
 
-__all__ = ["WaitList", "Waiter", "stranded", "wake"]
+__all__ = ["RECHECK_FIRST", "RECHECK_MAX", "WaitList", "Waiter", "next_recheck", "stranded", "wake"]
 
 _get_ident = threading.get_ident
+
+#: The re-check of a queued waiter that a stranded node may block (see
+#: :func:`stranded`): first after ``RECHECK_FIRST`` seconds, then at doubling
+#: intervals up to ``RECHECK_MAX``. So permits held by a node whose loop was
+#: closed reach the queue at most ``RECHECK_MAX`` seconds (plus the time the
+#: waiter's own loop or thread takes to run the check) after the loop closed.
+#: The compiled core uses the same two values.
+RECHECK_FIRST = 0.01
+RECHECK_MAX = 1.0
 
 
 class Waiter:
@@ -289,5 +298,34 @@ def wake(chain: Waiter | None, granted: set[Waiter]) -> list[Waiter] | None:
 
 
 def stranded(node: Waiter) -> bool:
-    """True if ``node`` is an async waiter whose event loop is closed: it will never resume."""
+    """True if ``node`` is an async waiter whose event loop is closed: it will never resume.
+
+    Stranded nodes and the queue. A node woken (its wake-up scheduled on its
+    loop) whose loop is then closed before the wake-up runs never resumes, and
+    nothing runs when a loop is closed, so the permits it was handed come back
+    only when someone looks: the semaphore's reclaim (``Semaphore._reclaim``)
+    gives back every stranded node of its record of woken-but-unresumed nodes.
+    Inspections and new requests run it; for the waiters already queued, the
+    semaphore keeps this invariant:
+
+    (S) Every queued waiter that a stranded node could block re-checks with a
+    bounded delay (:data:`RECHECK_FIRST` doubling to :data:`RECHECK_MAX`)
+    until it leaves the queue or the semaphore is closed. A blocking waiter
+    always does (its wait is a series of timed waits). An async waiter does
+    when it was queued after async waiters of two different event loops had
+    queued (``Semaphore._home`` is then ``MANY``): a timer on its own loop.
+
+    Why that is enough: a stranded node S blocks a queued waiter W only if W
+    is on another loop than S (a waiter on S's loop never resumes either) and
+    S was queued before W (FIFO: a node queued after W is served after W).
+    When W queued, S's loop had therefore queued a waiter already, so W's
+    queueing found or made ``MANY``. Single-loop use never sets ``MANY`` and
+    pays nothing.
+    """
     return node.thread is not None and node.waker.get_loop().is_closed()
+
+
+def next_recheck(delay: float) -> float:
+    """The interval after a re-check that waited ``delay`` seconds (doubling, capped)."""
+    delay += delay
+    return RECHECK_MAX if delay > RECHECK_MAX else delay

@@ -24,6 +24,7 @@ import contextlib
 import gc
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,6 +218,53 @@ def stranded_round(mod: ModuleType) -> None:
     del task
 
 
+def stranded_queue_round(mod: ModuleType) -> None:
+    """The queue behind a stranded waiter moves by itself: the re-check timer of a waiter
+    on a second loop (armed, fired, re-armed, reclaiming), the timed slices of a blocking
+    waiter, and a re-check that finds its waiter gone (cancelled)."""
+    sem = mod.Semaphore(0)
+    stuck_loop = asyncio.new_event_loop()
+    stuck = stuck_loop.create_task(sem.acquire(3))
+    stuck._log_destroy_pending = False  # type: ignore[attr-defined]  # never finishes, by design
+    while sem.waiting == 0:
+        stuck_loop.run_until_complete(asyncio.sleep(0))
+    served: list[int] = []
+    settled = threading.Event()
+
+    async def behind() -> None:
+        gone = asyncio.ensure_future(sem.acquire(1))  # its re-check finds it gone
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        settled.set()
+        async with sem.acquire(1) as permit:
+            served.append(permit.num_permits)
+
+    def blocking() -> None:
+        with sem.acquire_blocking(1, timeout=60) as permit:
+            served.append(permit.num_permits)
+
+    other = threading.Thread(target=asyncio.run, args=(behind(),))
+    other.start()
+    settled.wait()
+    while sem.waiting < 2:
+        time.sleep(0.001)
+    thread = threading.Thread(target=blocking)
+    thread.start()
+    while sem.waiting < 3:
+        time.sleep(0.001)
+    releaser = threading.Thread(target=sem.release, args=(3,))  # wakes through the loop
+    releaser.start()
+    releaser.join()
+    stuck_loop.close()  # the stranded waiter holds 3: the re-checks give them back
+    other.join()
+    thread.join()
+    assert sorted(served) == [1, 1], served
+    assert sem.waiting == 0, sem
+    assert sem.available_permits == 3, sem
+    del stuck
+
+
 async def debug_round(mod: ModuleType) -> None:
     """Debug mode: records opened and closed by every kind of release, one leak reported."""
     with warnings.catch_warnings():
@@ -246,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.rounds):
         asyncio.run(async_round(mod, seed))
         stranded_round(mod)
+        stranded_queue_round(mod)
         asyncio.run(debug_round(mod))
     print(f"stress_memcheck: {args.rounds} rounds against {mod.__name__}: ok")
     return 0

@@ -31,6 +31,14 @@ What ``batchsem._cbatchsem`` must export (everything else comes from Python modu
     (``send``, ``throw``, ``close``; ``asyncio.iscoroutine()`` must be True, e.g. via
     ``collections.abc.Coroutine.register``), and an async context manager yielding the
     Permit and releasing it at exit.
+Stranded waiters (no export)
+    A waiter whose loop is closed after its wake-up was scheduled gives its permits back
+    on inspection and to a request that finds the queue empty, and the waiters queued
+    behind it re-check on their own (invariant (S) in ``batchsem._waitlist.stranded``:
+    a ``loop.call_later`` timer for an async waiter of a semaphore that has had waiters
+    of two loops, timed waits for ``acquire_blocking``; ``RECHECK_FIRST`` doubling to
+    ``RECHECK_MAX``). ``tests/core/test_stranded.py`` checks it with no call into the
+    semaphore.
 One test hook
     ``Semaphore._queue_snapshot() -> list[tuple[int, int]]``: the queued requests head
     first as ``(needed, assigned)``, after checking the queue's internal consistency
