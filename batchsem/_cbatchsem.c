@@ -707,8 +707,46 @@ arm_recheck(SemObject *sem, AcqObject *node, double delay)
     return 0;
 }
 
+/* Fail queue heads whose loop was closed while they waited: such a waiter never
+ * resumes, and what it was handed towards its request (permits go to the head
+ * first, so only the head holds any) would make everyone behind it wait forever.
+ * Failing it gives that back and makes the next node the head, checked in turn.
+ * Run by the re-checks of (S): the waiters a dead head blocks are exactly those
+ * a stranded node could block. Errors are reported, never raised. */
+static COLD void
+reap_dead_head(SemObject *sem)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    for (;;) {
+        LOCK(sem);
+        AcqObject *head = sem->head;
+        if (head == NULL || head->kind == K_BLOCKING || head->loop == NULL) {
+            UNLOCK(sem);
+            break;
+        }
+        Py_INCREF(head);
+        UNLOCK(sem);
+        PyObject *closed = PyObject_CallMethodNoArgs(head->loop, str_is_closed);
+        int dead = closed == NULL ? -1 : PyObject_IsTrue(closed);
+        Py_XDECREF(closed);
+        if (dead > 0) {
+            /* Served meanwhile by another thread: then it is in sem->granted, its
+             * loop is closed all the same, and failed() gives back what it holds. */
+            if (failed(sem, head) < 0)
+                dead = -1;
+        }
+        if (dead < 0)
+            PyErr_WriteUnraisable((PyObject *)head);
+        Py_DECREF(head);
+        if (dead <= 0)
+            break;
+    }
+    PyErr_Restore(et, ev, etb);
+}
+
 /* _recheck(sem, node, delay): the timer callback of (S), on the waiter's own
- * loop. Reclaims what stranded nodes hold, then, if node is still queued and the
+ * loop. Reclaims what stranded nodes hold and fails dead heads, then, if node is still queued and the
  * semaphore open, runs again after a doubled delay (capped). It stops by itself
  * once the waiter has left the queue; it is not cancelled when the waiter
  * leaves (as in the Python core), so it fires at most once more. */
@@ -729,8 +767,10 @@ recheck(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     int queued = node->queued && !sem->closed;
     Py_ssize_t granted = sem->ngranted;
     UNLOCK(sem);
-    if (queued && granted) {
-        reclaim(sem);
+    if (queued) {
+        if (granted)
+            reclaim(sem);
+        reap_dead_head(sem);
         LOCK(sem);
         queued = node->queued;
         UNLOCK(sem);
@@ -863,9 +903,23 @@ permit_forget(PermitObject *self, PyObject *Py_UNUSED(a))
     SemObject *sem = self->sem;
     LOCK(sem);
     int64_t n = self->n;
+    if (sem->bounded) {
+        /* The capacity shrinks by what is dropped, unless that breaks (I6): then
+         * this Permit's permits were given back already (a release() without it). */
+        int64_t outside = sem->head == NULL ? sem->permits : sem->head->assigned;
+        int64_t limit = sem->limit;
+        if (limit - n < outside) {
+            UNLOCK(sem);
+            PyErr_Format(PyExc_ValueError,
+                         "cannot forget %lld permits of a BoundedSemaphore that are not held: "
+                         "%lld of its capacity of %lld are free (a release() without the "
+                         "Permit gave them back already)",
+                         (long long)n, (long long)outside, (long long)limit);
+            return NULL;
+        }
+        sem->limit = limit - n;
+    }
     self->n = 0;
-    if (sem->bounded)
-        sem->limit -= n; /* the capacity shrinks by what is dropped (I6 still holds) */
     UNLOCK(sem);
     debug_covered(self->record, n);
     Py_RETURN_NONE;
@@ -2162,6 +2216,7 @@ wait_event(AcqObject *node, double timeout)
             return 0;
         if (node->sem->ngranted)
             reclaim(node->sem);
+        reap_dead_head(node->sem);
         slice += slice;
         if (slice > RECHECK_MAX)
             slice = RECHECK_MAX;

@@ -57,11 +57,17 @@ class Permit:
                 raise
 
     def forget(self) -> None:
-        """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer."""
+        """Drop the permits without giving them back: the semaphore permanently has ``n`` fewer.
+
+        On a :class:`BoundedSemaphore` the capacity shrinks by ``n``. ``ValueError``,
+        changing nothing, if that would leave the capacity below the permits no one
+        holds: this Permit's permits were given back already, by a ``release()``
+        made without it (the asyncio idiom), so they are not this Permit's to drop.
+        """
         n = self._n
         if n:
-            self._n = 0
             self._sem._forgotten(n)
+            self._n = 0
 
     def split(self, n: int) -> Permit | None:
         """Move ``n`` permits into a new Permit; ``None`` (nothing moved) if fewer are held."""

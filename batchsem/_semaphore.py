@@ -324,12 +324,15 @@ class Semaphore:
             for node in lost:
                 self._give_back(node)
 
-    def _give_back(self, node: Waiter) -> None:
+    def _give_back(self, node: Waiter, queued_only: bool = False) -> bool:
         """The request will not complete: unlink it and give back everything it had been handed.
 
         Called when its waiter was cancelled or failed (closed, timed out), and
         for a served waiter that will never resume. A second call gives back
-        nothing more.
+        nothing more. With ``queued_only``, nothing happens unless the node is
+        still queued when the lock is taken (a node that left the queue may have
+        resumed and turned what it was handed into a Permit). Returns whether
+        the node was queued.
         """
         self._granted.discard(node)
         lock = self._lock
@@ -339,6 +342,9 @@ class Semaphore:
             take_contended(lock)
         try:
             waiters = self._waiters
+            was_queued = node.queued
+            if queued_only and not was_queued:
+                return False
             n = waiters.withdraw(node)
             woken = None
             if n:
@@ -351,6 +357,23 @@ class Semaphore:
         tracer = self._tracer
         if tracer is not None:
             self._trace(tracer, "failed_closed" if self._closed else "cancelled", node.needed)
+        return was_queued
+
+    def _reap_dead_head(self) -> None:
+        """Fail queue heads whose event loop was closed while they waited.
+
+        Such a waiter never resumes, and the permits already handed to it
+        towards its request (permits go to the head first, so only the head
+        holds any) would make everyone behind it wait forever. Failing it gives
+        them back and makes the next node the head, which is checked in turn.
+        Run by the re-checks of invariant (S) of ``stranded``: the waiters a
+        dead head blocks are exactly those a stranded node could block.
+        """
+        while True:
+            head = self._waiters.head  # unlocked: _give_back re-checks under the lock
+            if head is None or not stranded(head):
+                return
+            self._give_back(head, queued_only=True)
 
     def _reclaim(self) -> None:
         """Give back the permits of woken waiters whose loop was closed before they resumed."""
@@ -382,8 +405,9 @@ class Semaphore:
             return
         if self._granted:
             self._reclaim()
-            if not node.queued:
-                return
+        self._reap_dead_head()
+        if not node.queued:
+            return
         delay = next_recheck(delay)
         node.waker.get_loop().call_later(delay, self._recheck, node, delay)
 
@@ -501,10 +525,24 @@ class Semaphore:
         )
 
     def _forgotten(self, n: int) -> None:
-        """``n`` held permits were dropped (:meth:`Permit.forget`): a bounded capacity shrinks."""
+        """``n`` held permits are dropped (:meth:`Permit.forget`): a bounded capacity shrinks.
+
+        ``ValueError``, changing nothing, if the capacity would fall below the
+        permits not held by anyone (free, or handed to the queue's head): the
+        release check's invariant, ``free + head's reservation <= capacity``.
+        """
         if self._bounded:
             with self._hold:
-                self._limit -= n
+                outside = self._permits + self._waiters.head_assigned()
+                limit = self._limit
+                if limit - n >= outside:
+                    self._limit = limit - n
+                    return
+            raise ValueError(
+                f"cannot forget {n} permits of a BoundedSemaphore that are not held: "
+                f"{outside} of its capacity of {limit} are free (a release() without the "
+                "Permit gave them back already)"
+            )
 
     def forget_permits(self, n: int) -> int:
         """Remove up to ``n`` permits from the free counter (never from waiters); return how many.
@@ -717,6 +755,7 @@ class Semaphore:
                 return True
             if self._granted:
                 self._reclaim()
+            self._reap_dead_head()
             delay = next_recheck(delay)
 
     def acquire_blocking(self, n: int = 1, timeout: float | None = None) -> Permit:

@@ -218,16 +218,20 @@ def stranded_round(mod: ModuleType) -> None:
     del task
 
 
-def stranded_queue_round(mod: ModuleType) -> None:
+def stranded_queue_round(mod: ModuleType, queued: bool) -> None:
     """The queue behind a stranded waiter moves by itself: the re-check timer of a waiter
     on a second loop (armed, fired, re-armed, reclaiming), the timed slices of a blocking
-    waiter, and a re-check that finds its waiter gone (cancelled)."""
+    waiter, and a re-check that finds its waiter gone (cancelled). ``queued``: the
+    stranded waiter is the queue's head, handed 2 of the 3 it wants, when its loop is
+    closed (the re-checks fail it); otherwise it was served and woken first."""
     sem = mod.Semaphore(0)
     stuck_loop = asyncio.new_event_loop()
     stuck = stuck_loop.create_task(sem.acquire(3))
     stuck._log_destroy_pending = False  # type: ignore[attr-defined]  # never finishes, by design
     while sem.waiting == 0:
         stuck_loop.run_until_complete(asyncio.sleep(0))
+    if queued:
+        sem.release(2)  # handed to the head, 2 of its 3
     served: list[int] = []
     settled = threading.Event()
 
@@ -253,16 +257,19 @@ def stranded_queue_round(mod: ModuleType) -> None:
     thread.start()
     while sem.waiting < 3:
         time.sleep(0.001)
-    releaser = threading.Thread(target=sem.release, args=(3,))  # wakes through the loop
-    releaser.start()
-    releaser.join()
-    stuck_loop.close()  # the stranded waiter holds 3: the re-checks give them back
+    if not queued:
+        releaser = threading.Thread(target=sem.release, args=(3,))  # wakes through the loop
+        releaser.start()
+        releaser.join()
+    stuck_loop.close()  # the stranded waiter's permits: the re-checks give them back
     other.join()
     thread.join()
+    held = 2 if queued else 3
     assert sorted(served) == [1, 1], served
     assert sem.waiting == 0, sem
-    assert sem.available_permits == 3, sem
-    del stuck
+    assert sem.available_permits == held, sem
+    stuck.get_coro().close()  # the acquire's clean-up gives back nothing more
+    assert sem.available_permits == held, sem
 
 
 async def debug_round(mod: ModuleType) -> None:
@@ -294,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.rounds):
         asyncio.run(async_round(mod, seed))
         stranded_round(mod)
-        stranded_queue_round(mod)
+        stranded_queue_round(mod, queued=False)
+        stranded_queue_round(mod, queued=True)
         asyncio.run(debug_round(mod))
     print(f"stress_memcheck: {args.rounds} rounds against {mod.__name__}: ok")
     return 0

@@ -250,6 +250,41 @@ def test_bounded_forget_lowers_capacity() -> None:
         sem.acquire(3)
 
 
+def test_bounded_forget_of_permits_released_already_changes_nothing(run: Any) -> None:
+    """A Permit whose permits went back through a release() without it (the asyncio
+    idiom) cannot also forget them: the capacity would fall below the free permits (it
+    went to -1 with a later forget_permits). Refused, nothing changed, as for its
+    release(); a reservation handed to the queue's head counts as not held too."""
+    sem = BoundedSemaphore(1)
+    p = sem.try_acquire()
+    sem.release()  # gives p's permit back
+    with pytest.raises(ValueError, match="not held"):
+        p.forget()
+    assert p.num_permits == 1  # the Permit keeps it
+    assert sem.statistics().capacity == 1 and sem.available_permits == 1
+    assert sem.forget_permits(1) == 1
+    assert sem.statistics().capacity == 0 and sem.available_permits == 0
+
+    async def main() -> None:
+        sem = BoundedSemaphore(3)
+        a, b = sem.try_acquire(2), sem.try_acquire(1)
+        waiter = spawn(sem, 3)
+        await until(lambda: sem.waiting == 1)
+        sem.release(2)  # a's permits, handed to the waiter at the head (2 of its 3)
+        with pytest.raises(ValueError, match="not held"):
+            a.forget()
+        assert a.num_permits == 2 and sem.statistics().capacity == 3
+        b.forget()  # held for real: the capacity shrinks to 2
+        assert sem.statistics().capacity == 2
+        with pytest.raises(ValueError):  # the waiter can never get 3 now: it waits at the
+            sem.release(1)  # head holding 2 of a capacity of 2, and nothing is free
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        assert sem.available_permits == 2 and sem.statistics().capacity == 2
+
+    run(main)
+
+
 def test_plain_semaphore_large_request_waits_at_the_head(run: Any) -> None:
     """Tokio's behaviour, documented: a request larger than anything free blocks the queue."""
 

@@ -180,23 +180,32 @@ def release_from_another_thread(sem: Any, n: int) -> None:
 
 
 @pytest.mark.parametrize("behind", ["async", "blocking"])
-def test_the_queue_behind_a_stranded_waiter_moves_by_itself(loop_name: str, behind: str) -> None:
+@pytest.mark.parametrize("closed", ["woken", "queued"])
+def test_the_queue_behind_a_stranded_waiter_moves_by_itself(
+    loop_name: str, behind: str, closed: str
+) -> None:
     """T1 waits for 3 on Semaphore(0); a waiter on T2's loop (or a blocking thread) queues
-    behind for 1; 3 are released, T1's wake-up is scheduled, T1's loop is closed before it
-    runs. With no further call into the semaphore the waiter behind gets its permit."""
+    behind for 1 or 2. ``woken``: 3 are released, T1's wake-up is scheduled, T1's loop is
+    closed before it runs. ``queued``: 2 are released, handed to T1's waiter at the head
+    (2 of its 3), and T1's loop is closed while it still waits; with no more permits
+    coming everyone behind it would wait for ever. Either way, with no further call
+    into the semaphore, the waiter behind gets what T1's waiter held."""
     sem = Semaphore(0)
+    released = 3 if closed == "woken" else 2
     with driven(loop_name, 2) as (t1, t2):
         stuck = Waiting(sem, t1, 3)
+        want = 1 if closed == "woken" else 2
         if behind == "async":
-            w: Any = Waiting(sem, t2, 1)
+            w: Any = Waiting(sem, t2, want)
             t2.start()
         else:
-            w = Blocking(sem, 1)
+            w = Blocking(sem, want)
         assert sem.waiting == 2
-        release_from_another_thread(sem, 3)  # T1's waiter is served, its wake-up scheduled
-        assert sem.waiting == 1
+        release_from_another_thread(sem, released)  # T1's waiter: served, or handed 2
+        assert sem.waiting == (1 if closed == "woken" else 2)
+        assert sem.available_permits == 0
         with no_gc():
-            t1.close()  # the wake-up is dropped: T1's waiter never resumes
+            t1.close()  # T1's waiter never resumes
             assert w.served.wait(BOUND), "the waiter behind a stranded one was never served"
         if behind == "async":
             assert w.failed is None
@@ -204,11 +213,34 @@ def test_the_queue_behind_a_stranded_waiter_moves_by_itself(loop_name: str, behi
         else:
             assert w.error is None
             w.thread.join(BOUND)
-        assert sem.available_permits == 3
+        assert sem.available_permits == released
         assert sem.waiting == 0
-        stuck.dispose()
-        assert sem.available_permits == 3
+        stuck.dispose()  # the acquire's clean-up gives back nothing more
+        assert sem.available_permits == released
         assert not t1.errors and not t2.errors
+
+
+def test_a_resumed_waiter_whose_loop_closed_later_keeps_its_permit(loop_name: str) -> None:
+    """The dead-head check looks only at queued waiters: a waiter that was served and
+    resumed, then had its loop closed, holds a real Permit, and nothing gives it back."""
+    sem = Semaphore(0)
+    with driven(loop_name, 2) as (t1, t2):
+        holder = Waiting(sem, t1, 1, hold=True)
+        t1.start()
+        release_from_another_thread(sem, 1)
+        assert holder.served.wait(BOUND)  # served and resumed: it holds a Permit
+        t1.stop()
+        w = Waiting(sem, t2, 1)  # a second loop: its waiter re-checks
+        t2.start()
+        with no_gc():
+            t1.close()
+            time.sleep(0.3)  # re-checks at 10, 20, 40, 80, 160 ms
+        assert not w.served.is_set()  # mutual exclusion holds
+        assert sem.waiting == 1 and sem.available_permits == 0
+        release_from_another_thread(sem, 1)  # the holder's permit, released by its owner
+        assert w.served.wait(BOUND)
+        t2.stop()
+        assert sem.available_permits == 1
 
 
 def test_woken_from_its_own_thread_while_stopped(loop_name: str) -> None:
