@@ -8,7 +8,7 @@ families of tests.
 What gates ``--fail-on-regression`` is throughput, and only throughput:
 
 * Samples are time windows (10 per repeat, :class:`Windows`), so a default
-  run gives a case 30 samples instead of 3 repeat means. A window's rate
+  run gives a case 60 samples instead of 6 repeat means. A window's rate
   leaves out time the process sat waiting for a CPU (Linux schedstat). The
   change is that of the window medians and the test is Mann-Whitney's, so a
   few windows in which the machine stalled do not decide the verdict; and

@@ -40,7 +40,7 @@ from .common import (
 from .completion import complete_impls, complete_loops, complete_workloads
 from .exports import Exports, export_options
 from .helptext import examples, listing
-from .render import busy_warning, noise_warning, sweep_tables, workload_tables
+from .render import busy_warning, noise_warning, speed_warning, sweep_tables, workload_tables
 
 DEFAULT_IMPLS = ("batchsem", "asyncio")
 #: Default repeats of --duration seconds: many short interleaved repeats, so every case is
@@ -283,7 +283,8 @@ def _report(
         if swept is not None:
             out.print(sweep_tables(run.cases, swept, out.width))
         _warn_fifo(run, out)
-    for warning in (noise_warning(run.cases), busy_warning(run.cases)):
+    for warning in (noise_warning(run.cases), speed_warning(run.cases),
+                    busy_warning(run.cases)):
         if warning is not None:
             err.print(warning)
     err.print(Text(f"saved {saved}", style="dim"))

@@ -28,6 +28,7 @@ __all__ = [
     "fmt_us",
     "histogram_panel",
     "noise_warning",
+    "speed_warning",
     "starve_findings",
     "starve_table",
     "sweep_tables",
@@ -335,6 +336,39 @@ def busy_warning(cases: Iterable[Case]) -> Text | None:
     return Text(
         f"busy machine: other processes took up to {max(shares):.0%} of the CPU during the "
         "timed windows; throughput leaves that time out, latency cannot (waits include it)",
+        style="yellow",
+    )
+
+
+#: Above this ratio between the slowest and fastest repeats' probe times, a run is
+#: flagged as measured on a machine whose speed changed.
+UNSTEADY = 1.2
+
+
+def speed_range(cases: Iterable[Case]) -> tuple[float, float] | None:
+    """The fastest and slowest repeat's speed probe time (µs; each repeat's median over
+    its windows), or None if no repeat carries the probe."""
+    medians: list[float] = []
+    for case in cases:
+        for r in case.repeats:
+            if r.windows is not None and r.windows.probe_us:
+                probes = sorted(r.windows.probe_us)
+                medians.append(probes[len(probes) // 2])
+    if not medians:
+        return None
+    return min(medians), max(medians)
+
+
+def speed_warning(cases: Iterable[Case]) -> Text | None:
+    """A warning when the machine's speed changed during the run (the speed probe)."""
+    found = speed_range(cases)
+    if found is None or not found[0] > 0 or found[1] / found[0] <= UNSTEADY:
+        return None
+    fast, slow = found
+    return Text(
+        f"unsteady machine: its speed changed by up to {slow / fast:.1f}x during the run (the "
+        f"speed probe took {fast:.3g}-{slow:.3g} µs); throughput intervals include that, and "
+        "compare's gate (tput/probe) takes it out",
         style="yellow",
     )
 

@@ -17,6 +17,7 @@ from .render import (
     environment_table,
     histogram_panel,
     noise_warning,
+    speed_warning,
     starve_findings,
     starve_table,
     sweep_tables,
@@ -70,7 +71,7 @@ def show(run: Path, no_histograms: bool, buckets: int) -> None:
     if swept is not None:
         out.print(sweep_tables(data.cases, swept, out.width))
     for warning in (noise_warning(data.cases) if data.kind == "bench" else None,
-                    busy_warning(data.cases)):
+                    speed_warning(data.cases), busy_warning(data.cases)):
         if warning is not None:
             out.print(warning)
     for panel in panels:

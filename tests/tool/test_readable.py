@@ -13,7 +13,7 @@ import pytest
 from _cli import invoke
 from click.testing import CliRunner
 from rich.console import Console
-from test_compare import make_case, make_run, noisy, write
+from test_compare import make_case, make_run, noisy, probed_case, write
 
 from batchsem.bench import impls, results
 from batchsem.bench.schema import Case, Stat, Summary, decode
@@ -130,6 +130,18 @@ def test_wide_intervals_warn_with_the_fix() -> None:
     text = warning.plain
     assert "1 case(s)" in text and "--repeat" in text and "--duration" in text
     assert render.noise_warning([_case(100_000, 1_000)]) is None
+
+
+def test_a_machine_whose_speed_changed_is_named_with_the_range() -> None:
+    """The speed probe's per-repeat medians 10 µs in one case and 20 µs in another: the
+    run is flagged with the range; a steady machine, or files without the probe, not."""
+    fast = decode(Case, probed_case(1, 100_000.0, 10.0))
+    slow = decode(Case, probed_case(2, 50_000.0, 20.0))
+    warning = render.speed_warning([fast, slow])
+    assert warning is not None
+    assert "2.0x" in warning.plain and "tput/probe" in warning.plain
+    assert render.speed_warning([fast, decode(Case, probed_case(3, 100_000.0, 10.5))]) is None
+    assert render.speed_warning([decode(Case, make_case([1.0, 2.0]))]) is None
 
 
 def test_environment_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
