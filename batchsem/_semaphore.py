@@ -132,7 +132,9 @@ class Semaphore:
       the loop was closed, with no other call into the semaphore. A request
       that finds the queue empty and too few permits free, and every
       inspection (``available_permits``, ``locked()``, ``statistics()``, a
-      failing ``try_acquire``), reclaim them at once.
+      failing ``try_acquire``), reclaim them at once. The same re-checks fail a
+      queue head whose loop was closed while it waited, so what it was handed
+      reaches the waiters behind it.
     * **Thread-safe.** Every method may be called from any thread; tasks on
       different event loops may wait on the same semaphore; a waiter is always
       resumed on its own loop.
@@ -393,8 +395,9 @@ class Semaphore:
     def _recheck(self, node: Waiter, delay: float) -> None:
         """Timer callback on a queued async waiter's own loop: invariant (S) of ``stranded``.
 
-        Reclaims what stranded nodes hold, then, if ``node`` is still queued
-        and the semaphore open, runs again after a doubled ``delay`` (capped).
+        Reclaims what stranded nodes hold and fails dead queue heads, then, if
+        ``node`` is still queued and the semaphore open, runs again after a
+        doubled ``delay`` (capped).
         It stops by itself once the waiter has left the queue (served,
         cancelled, failed): it is not cancelled when the waiter leaves, which
         would cost every wait a check, so it fires at most once more.

@@ -321,11 +321,11 @@ class Hung(Exception):
 async def watch(ctx: Context, body: Awaitable[None]) -> None:
     """Run a workload body; cancel it if it hangs. Raises :class:`Hung` in that case.
 
-    Until the deadline (``ctx.deadline_ns``, which the body may move) the body runs
-    undisturbed. After it, the body is
-    cancelled once no request has made progress for twice ``ctx.stall_s``, or
-    ``ctx.grace_s`` plus that much has passed (looser than ``Context.gather``,
-    whose per-worker diagnosis comes first when it applies). A limiter whose
+    Until the deadline (``ctx.deadline_ns``, which the body may move) the body
+    runs undisturbed. After it, the body is cancelled once no request has made
+    progress for twice ``ctx.stall_s``, or ``ctx.grace_s`` plus that much has
+    passed (looser than ``Context.gather``, whose per-worker diagnosis comes
+    first when it applies). A limiter whose
     acquire never returns, or which lost permits so later requests wait
     forever, thus ends the repeat within about ``duration + grace``.
     """
