@@ -647,6 +647,22 @@ failed(SemObject *sem, AcqObject *node)
     return rc;
 }
 
+/* If node (an async request; the caller holds a reference) is on a closed loop,
+ * it will never resume: fail it, giving back what it holds. 1 if it was failed,
+ * 0 if its loop is open, -1 on an error, which is reported, never raised. */
+static int
+fail_if_stranded(SemObject *sem, AcqObject *node)
+{
+    PyObject *closed = PyObject_CallMethodNoArgs(node->loop, str_is_closed);
+    int stranded = closed == NULL ? -1 : PyObject_IsTrue(closed);
+    Py_XDECREF(closed);
+    if (stranded > 0 && failed(sem, node) < 0)
+        stranded = -1;
+    if (stranded < 0)
+        PyErr_WriteUnraisable((PyObject *)node);
+    return stranded;
+}
+
 /* Give back the permits of woken waiters whose loop was closed before they
  * resumed (they will never resume). Errors are reported, never raised. */
 static void
@@ -670,15 +686,8 @@ reclaim(SemObject *sem)
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     for (Py_ssize_t i = 0; i < k; i++) {
-        AcqObject *node = nodes[i];
-        PyObject *closed = PyObject_CallMethodNoArgs(node->loop, str_is_closed);
-        int stranded = closed == NULL ? -1 : PyObject_IsTrue(closed);
-        Py_XDECREF(closed);
-        if (stranded > 0 && failed(sem, node) < 0)
-            stranded = -1;
-        if (stranded < 0)
-            PyErr_WriteUnraisable((PyObject *)node);
-        Py_DECREF(node);
+        fail_if_stranded(sem, nodes[i]);
+        Py_DECREF(nodes[i]);
     }
     PyMem_Free(nodes);
     PyErr_Restore(et, ev, etb);
@@ -727,17 +736,9 @@ reap_dead_head(SemObject *sem)
         }
         Py_INCREF(head);
         UNLOCK(sem);
-        PyObject *closed = PyObject_CallMethodNoArgs(head->loop, str_is_closed);
-        int dead = closed == NULL ? -1 : PyObject_IsTrue(closed);
-        Py_XDECREF(closed);
-        if (dead > 0) {
-            /* Served meanwhile by another thread: then it is in sem->granted, its
-             * loop is closed all the same, and failed() gives back what it holds. */
-            if (failed(sem, head) < 0)
-                dead = -1;
-        }
-        if (dead < 0)
-            PyErr_WriteUnraisable((PyObject *)head);
+        /* If another thread served it meanwhile, it is in sem->granted, its loop
+         * is closed all the same, and failing it gives back what it holds. */
+        int dead = fail_if_stranded(sem, head);
         Py_DECREF(head);
         if (dead <= 0)
             break;

@@ -348,16 +348,16 @@ def _rows(
     never gate.
     """
     assert base.summary is not None
-    present = [o for o in others if o is not None]
     gates = base.impl != "null"
     gating: list[Row] = []
-    if gates and probe_rounds(base) and all(probe_rounds(o) for o in present):
-        base_rounds = probe_rounds(base)
+    base_rounds = probe_rounds(base)
+    other_rounds = [None if o is None else probe_rounds(o) for o in others]
+    if gates and base_rounds and all(r != [] for r in other_rounds):
         cells = [Cell(_median([v for r in base_rounds for v in r]), None, None, "baseline",
                       False)]
-        for other in others:
-            cells.append(Cell(None, None, None, "n/a", False) if other is None
-                         else _rounds_cell(base_rounds, probe_rounds(other), threshold))
+        for rounds in other_rounds:
+            cells.append(Cell(None, None, None, "n/a", False) if rounds is None
+                         else _rounds_cell(base_rounds, rounds, threshold))
         gating.append(Row(label, ADJUSTED, True, cells))
     elif gates and refs is not None and all(
         ra is not None and rb is not None
