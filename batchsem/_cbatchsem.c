@@ -1366,6 +1366,10 @@ begin(AcqObject *node)
                 rearm = 1;
             }
         }
+        /* Every async waiter so far was on this loop, so is every woken one; it
+         * is running, hence not closed, and none of them is stranded. */
+        if (sem->home == node->loop && node->kind != K_BLOCKING)
+            scan = 0;
     }
     UNLOCK(sem);
     Py_XDECREF(old_home);

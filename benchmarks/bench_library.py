@@ -342,6 +342,42 @@ async def handoff_asyncio(per_task: int) -> Timing:
     return elapsed
 
 
+async def handoff_floor(per_task: int) -> Timing:
+    """Scenario 5's floor: the same hand-offs with nothing but the event loop's share.
+
+    Per wait: find the running loop and await a new future; per hand-off: the
+    releasing task resolves it. Any asyncio primitive that can be used from any
+    loop pays at least that much; this pays nothing else (no queue, no checks:
+    a 1-permit hand-off for exactly 2 tasks, not a semaphore). batchsem's speed
+    against it says how much of a hand-off is the semaphore's own.
+    """
+    held = False
+    waiter: asyncio.Future[None] | None = None
+
+    async def worker() -> None:
+        nonlocal held, waiter
+        for _ in range(per_task):
+            if held:
+                fut = asyncio.get_running_loop().create_future()
+                waiter = fut
+                await fut
+            else:
+                held = True
+            await asyncio.sleep(0)
+            woken = waiter
+            if woken is None:
+                held = False
+            else:
+                waiter = None
+                woken.set_result(None)
+
+    t0 = _start()
+    await asyncio.gather(worker(), worker())
+    elapsed = _stop(t0)
+    _check(not held and waiter is None, "hand-off floor")
+    return elapsed
+
+
 THREADS = 4
 
 
@@ -460,6 +496,7 @@ SCENARIO_KEYS = (
     "cancel_gather",
     "contended",
     "handoff",
+    "handoff_floor",
     "threads",
 )
 
@@ -577,6 +614,17 @@ def build_scenarios(sizes: Sizes, core: str | None = None) -> list[Scenario]:
                 lambda: handoff_batchsem(s.handoff_per_task),
                 lambda: handoff_asyncio(s.handoff_per_task),
             ),
+        ),
+        row(
+            "handoff_floor",
+            "5b hand-off vs the loop's floor (bare futures)",
+            "acquire+release",
+            2 * s.handoff_per_task,
+            pair(
+                lambda: handoff_batchsem(s.handoff_per_task),
+                lambda: handoff_floor(s.handoff_per_task),
+            ),
+            baseline="bare futures",
         ),
         row(
             "threads",

@@ -781,6 +781,27 @@ def test_semaphore_async_with_drop_in(run: Any) -> None:
     run(main)
 
 
+def test_aexit_result_is_a_plain_awaitable(run: Any) -> None:
+    """``__aexit__`` releases when called and returns a completed awaitable that is not
+    a Future: awaiting it again, or wrapping it (``wait_for``, ``gather``,
+    ``ensure_future``) on any loop, returns None and releases nothing more."""
+
+    async def main() -> None:
+        sem = Semaphore(2)
+        await sem.__aenter__()
+        await sem.__aenter__()
+        done = sem.__aexit__(None, None, None)
+        assert sem.available_permits == 1  # released by the call, before any await
+        assert not asyncio.isfuture(done)
+        assert await done is None
+        assert await asyncio.wait_for(sem.__aexit__(None, None, None), 1) is None
+        assert sem.available_permits == 2
+        assert await asyncio.gather(done, asyncio.ensure_future(done)) == [None, None]
+        assert sem.available_permits == 2
+
+    run(main)
+
+
 def test_garbage_collected_permit_keeps_its_permits(run: Any) -> None:
     """Permits are handles: dropping the Permit releases nothing, silently."""
 

@@ -339,6 +339,45 @@ def test_the_waiter_behind_leaves_first(loop_name: str, how: str) -> None:
         assert sem.available_permits == 2
 
 
+@pytest.mark.parametrize("how", ["async", "blocking"])
+def test_a_new_request_takes_stranded_permits_back_in_the_same_call(
+    loop_name: str, how: str
+) -> None:
+    """A request that finds nobody queued and too few permits first looks for woken
+    waiters whose loop closed: it is served by that very call, before any re-check
+    could run (an async request on a second loop; a blocking one with timeout 0)."""
+    sem = Semaphore(0)
+    with driven(loop_name, 2) as (t1, t2):
+        stuck = Waiting(sem, t1, 1)
+        release_from_another_thread(sem, 1)  # its wake-up waits in the stopped loop
+        assert sem.waiting == 0
+        with no_gc():
+            t1.close()
+            if how == "async":
+
+                async def first_step() -> Any:
+                    gen = sem.acquire(1).__await__()
+                    try:
+                        fut = gen.send(None)
+                    except StopIteration as stop:  # no suspension at all
+                        return stop.value
+                    assert fut.done() and sem.waiting == 0  # served inside the call
+                    await fut
+                    with pytest.raises(StopIteration) as stop:
+                        gen.send(None)
+                    return stop.value.value
+
+                permit = t2.run(first_step)
+            else:
+                permit = sem.acquire_blocking(1, timeout=0)
+        assert permit.num_permits == 1
+        permit.release()
+        assert sem.available_permits == 1
+        stuck.dispose()
+        assert sem.available_permits == 1
+        assert not t2.errors
+
+
 def test_a_single_loop_arms_no_recheck(loop_name: str) -> None:
     """Waiters of one loop never re-check: nothing is scheduled on the loop for them."""
     if loop_name != "asyncio":
