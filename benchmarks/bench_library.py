@@ -30,6 +30,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -974,13 +975,42 @@ async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
     return elapsed / n
 
 
-def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) -> dict[str, Any]:
-    """Per-waiter cost of cancel and close storms at ``small`` and ``large`` waiters."""
-    out: dict[str, Any] = {"small": small, "large": large}
+def run_storm(what: str, n: int, seed: int, order: str = "random") -> Any:
+    """One storm, measured in the calling process: ``_storm`` for "cancel", "close" and
+    "bare", ``_throw_storm`` for "throw" (JSON-able result)."""
+    if what == "throw":
+        return asyncio.run(_throw_storm(n, seed, order))
+    return list(asyncio.run(_storm(what, n, seed)))
+
+
+def storm_in_fresh_process(what: str, n: int, seed: int, order: str = "random") -> Any:
+    """:func:`run_storm` in a new interpreter with the same core.
+
+    No storm inherits another's heap: after a storm of 10^6 waiters the allocator's
+    free lists are scattered over about a gigabyte, and every later storm in the same
+    process chases pointers across it, whatever its size.
+    """
+    cmd = [sys.executable, __file__, "--impl", CORE, "--storm-child", what, str(n), str(seed)]
+    cmd.append(order)
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def storm_scaling(
+    small: int = 10_000, large: int = 1_000_000, rounds: int = 5, *, fresh: bool = True
+) -> dict[str, Any]:
+    """Per-waiter cost of cancel and close storms at ``small`` and ``large`` waiters.
+
+    Best of ``rounds`` runs at ``small``, of 2 at ``large``; each run in a fresh
+    interpreter unless ``fresh`` is false (then all in this process, one after another).
+    """
+    storm = storm_in_fresh_process if fresh else run_storm
+    out: dict[str, Any] = {"small": small, "large": large, "fresh_process_per_run": fresh}
+    sizes = ((small, rounds), (large, 2))
     for kind in ("cancel", "close", "bare"):
         per: dict[int, tuple[float, float]] = {}
-        for size, reps in ((small, rounds), (large, 1)):
-            runs = [asyncio.run(_storm(kind, size, seed)) for seed in range(reps)]
+        for size, reps in sizes:
+            runs = [storm(kind, size, seed) for seed in range(reps)]
             per[size] = (min(r[0] for r in runs), min(r[1] for r in runs))
         growth = per[large][1] / per[small][1]
         out[kind] = {
@@ -992,8 +1022,8 @@ def storm_scaling(small: int = 10_000, large: int = 1_000_000, rounds: int = 3) 
         }
     for order_kind in ("random", "fifo"):
         per_throw = {
-            size: min(asyncio.run(_throw_storm(size, seed, order_kind)) for seed in range(reps))
-            for size, reps in ((small, rounds), (large, 1))
+            size: min(float(storm("throw", size, seed, order_kind)) for seed in range(reps))
+            for size, reps in sizes
         }
         out[f"semaphore_only_cancel_{order_kind}"] = {
             "seconds_per_waiter": {str(k): v for k, v in per_throw.items()},
@@ -1197,6 +1227,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1_000_000,
         help="the large waiter count of the scaling check (default 10^6)",
     )
+    parser.add_argument(
+        "--scaling-in-process",
+        action="store_true",
+        help="run every storm of the scaling check in this process (default: each in a "
+        "fresh interpreter)",
+    )
+    parser.add_argument("--storm-child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be >= 1")
@@ -1230,6 +1267,10 @@ def use_semaphore(cls: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     select_core(args.impl)
+    if args.storm_child is not None:  # one storm of storm_in_fresh_process
+        what, n, seed, order = args.storm_child
+        print(json.dumps(run_storm(what, int(n), int(seed), order)))
+        return 0
     rounds: int = args.rounds if args.rounds is not None else (2 if args.quick else 7)
     sizes = Sizes()
     if args.quick:
@@ -1273,8 +1314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  memory per queued waiter", file=sys.stderr, flush=True)
         memory = memory_per_waiter()
     if args.extras in ("scaling", "all"):
-        print(f"  storm scaling 10^4 vs {args.scaling_max:,}", file=sys.stderr, flush=True)
-        scaling = storm_scaling(large=args.scaling_max)
+        where = "all in this process" if args.scaling_in_process else "each in a fresh interpreter"
+        print(
+            f"  storm scaling 10^4 vs {args.scaling_max:,} ({where})", file=sys.stderr, flush=True
+        )
+        scaling = storm_scaling(large=args.scaling_max, fresh=not args.scaling_in_process)
     total = perf_counter() - started
 
     print()
