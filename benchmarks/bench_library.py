@@ -484,7 +484,13 @@ TARGETS: dict[str, dict[str, float]] = {
         "handoff": 1.2,
         "threads": 1.0,
     },
-    "python": {"uncontended": 1.2, "batch": 3.0, "cancel_random": 10.0, "contended": 0.9},
+    "python": {
+        "uncontended": 1.2,
+        "batch": 3.0,
+        "cancel_random": 10.0,
+        "contended": 1.0,
+        "handoff": 1.0,
+    },
 }
 
 SCENARIO_KEYS = (
