@@ -58,8 +58,13 @@
  * LOCK/UNLOCK are no-ops under the GIL: the GIL is not released and no Python
  * code runs between them (R1), so the region is atomic. A free-threaded build
  * (Py_GIL_DISABLED, CPython >= 3.13) gets a real PyMutex per semaphore, which
- * also guards the `n` of the semaphore's Permits. The free-threaded build has
- * not been compiled or run here (only CPython 3.11 with the GIL was available).
+ * also guards the `n` of the semaphore's Permits and every read of a field that
+ * holds a reference (tracer, name). Free-threading additions, all compiled out
+ * under the GIL: fields read without the lock as hints are FT_ATOMIC; the lazily
+ * set module globals have their own mutex; a request (send/throw/close) is
+ * stepped by one thread at a time (acq_claim). The module declares
+ * Py_MOD_GIL_NOT_USED. Built and run on CPython 3.13.5 free-threaded (and under
+ * ThreadSanitizer), see docs/development.md.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -77,11 +82,24 @@
 #define RECHECK_MAX 1.0
 
 #ifdef Py_GIL_DISABLED
+#include <stdatomic.h>
 #define LOCK(sem) PyMutex_Lock(&(sem)->mutex)
 #define UNLOCK(sem) PyMutex_Unlock(&(sem)->mutex)
+/* Free threading: guards the module globals set lazily (trace_module,
+ * debug_module, debug_default). Nothing under it calls Python code. */
+static PyMutex globals_mutex;
+#define GLOBALS_LOCK() PyMutex_Lock(&globals_mutex)
+#define GLOBALS_UNLOCK() PyMutex_Unlock(&globals_mutex)
+/* A field also read without LOCK(sem) (a hint: "is a tracer set", "is any node
+ * in granted", closed, a capacity check) is an atomic object: those reads are
+ * not data races, and its writes, all under LOCK(sem), are seen whole. */
+#define FT_ATOMIC _Atomic
 #else
 #define LOCK(sem) ((void)0)
 #define UNLOCK(sem) ((void)0)
+#define GLOBALS_LOCK() ((void)0)
+#define GLOBALS_UNLOCK() ((void)0)
+#define FT_ATOMIC
 #endif
 
 /* ------------------------------------------------------------ module state */
@@ -117,7 +135,7 @@ typedef struct {
     int64_t permits;          /* the free counter; (I1), (I5) */
     /* (I6) permits + the head's partial reservation <= limit: MAX_PERMITS for a
      * Semaphore, the capacity of a BoundedSemaphore (lowered by forgetting). */
-    int64_t limit;
+    FT_ATOMIC int64_t limit;
     char bounded;             /* a BoundedSemaphore: limit is a capacity */
     Py_ssize_t waiting;       /* (I4) */
     AcqObject *head, *tail;   /* FIFO queue, oldest at head; each linked node holds a reference */
@@ -125,11 +143,11 @@ typedef struct {
      * through gprev/gnext; each holds a reference. A node left here whose loop
      * is closed will never resume: reclaim() takes its permits back. */
     AcqObject *granted;
-    Py_ssize_t ngranted;
+    FT_ATOMIC Py_ssize_t ngranted;
     PyObject *name;           /* str or None; immutable after __init__ */
-    PyObject *tracer;         /* callable or NULL */
+    PyObject *FT_ATOMIC tracer; /* callable or NULL */
     PyObject *debug;          /* batchsem._semaphore.DebugLedger in debug mode, else NULL */
-    char closed;              /* goes from 0 to 1 only */
+    FT_ATOMIC char closed;    /* goes from 0 to 1 only */
     PyObject *weakreflist;
 #ifdef Py_GIL_DISABLED
     PyMutex mutex;
@@ -174,6 +192,9 @@ struct AcqObject {
     unsigned long thread;     /* async: ident of the thread that runs that loop */
     PyThread_type_lock event; /* blocking: released once to wake the thread */
     PermitObject *permit;     /* K_PERMIT/K_BLOCKING: the Permit the request fills */
+#ifdef Py_GIL_DISABLED
+    atomic_int stepping;      /* a thread is in send/throw/close (acq_claim) */
+#endif
 };
 
 typedef struct {
@@ -308,24 +329,44 @@ monotonic_now(void)
 #endif
 }
 
+/* The module in *slot, imported on first use and kept for the process's life;
+ * a borrowed reference, or NULL with an exception. The import runs outside
+ * GLOBALS_LOCK; if two threads import at once (free threading), the first to
+ * publish wins and the other drops its reference. */
+static PyObject *
+lazy_module(PyObject **slot, const char *name)
+{
+    GLOBALS_LOCK();
+    PyObject *mod = *slot;
+    GLOBALS_UNLOCK();
+    if (mod != NULL)
+        return mod;
+    PyObject *imported = PyImport_ImportModule(name);
+    if (imported == NULL)
+        return NULL;
+    GLOBALS_LOCK();
+    if (*slot == NULL)
+        *slot = Py_NewRef(imported);
+    mod = *slot;
+    GLOBALS_UNLOCK();
+    Py_DECREF(imported);
+    return mod;
+}
+
 static PyObject *
 support(void)
 {
-    if (trace_module == NULL)
-        trace_module = PyImport_ImportModule("batchsem._trace");
-    return trace_module;
+    return lazy_module(&trace_module, "batchsem._trace");
 }
 
 /* Call batchsem._cdebug.<fname>(a, n) on the debug path; a new reference or NULL. */
 static PyObject *
 debug_call(const char *fname, PyObject *a, int64_t n)
 {
-    if (debug_module == NULL) {
-        debug_module = PyImport_ImportModule("batchsem._cdebug");
-        if (debug_module == NULL)
-            return NULL;
-    }
-    return PyObject_CallMethod(debug_module, fname, "OL", a, (long long)n);
+    PyObject *mod = lazy_module(&debug_module, "batchsem._cdebug");
+    if (mod == NULL)
+        return NULL;
+    return PyObject_CallMethod(mod, fname, "OL", a, (long long)n);
 }
 
 /* Debug mode: note that permit gave up n permits (released, forgotten, split off). */
@@ -357,9 +398,12 @@ trace(SemObject *sem, const char *kind, int64_t n, int64_t available, Py_ssize_t
     LOCK(sem);
     PyObject *tracer = sem->tracer;
     Py_XINCREF(tracer);
+    PyObject *name = Py_NewRef(sem->name ? sem->name : Py_None); /* __init__ may swap it */
     UNLOCK(sem);
-    if (tracer == NULL)
+    if (tracer == NULL) {
+        Py_DECREF(name);
         return;
+    }
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     PyObject *mod = support();
@@ -367,7 +411,7 @@ trace(SemObject *sem, const char *kind, int64_t n, int64_t available, Py_ssize_t
     if (mod != NULL) {
         PyObject *cls = PyObject_GetAttrString(mod, "TraceEvent");
         if (cls != NULL) {
-            event = PyObject_CallFunction(cls, "sOLLn", kind, sem->name, (long long)n,
+            event = PyObject_CallFunction(cls, "sOLLn", kind, name, (long long)n,
                                           (long long)available, waiting);
             Py_DECREF(cls);
         }
@@ -380,6 +424,7 @@ trace(SemObject *sem, const char *kind, int64_t n, int64_t available, Py_ssize_t
     Py_XDECREF(res);
     Py_XDECREF(event);
     Py_DECREF(tracer);
+    Py_DECREF(name);
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
 
@@ -561,9 +606,16 @@ wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
         PyThread_release_lock(node->event);
         return 0;
     }
-    Py_INCREF(node);
     LOCK(sem);
-    granted_add_locked(sem, node);
+    /* Since assign_locked() unlinked it, its own thread may have failed it: a
+     * cancel while wake() woke the nodes before it (Python code) or, free
+     * threaded, at any time. failed() gave back its permits and zeroed assigned
+     * (a queued node needs >= 1); it will not resume to leave the granted list. */
+    int keep = node->assigned == node->needed;
+    if (keep) {
+        Py_INCREF(node);
+        granted_add_locked(sem, node);
+    }
     UNLOCK(sem);
     PyObject *r;
     if (node->thread == ident)
@@ -876,7 +928,10 @@ permit_dealloc(PermitObject *self)
 static PyObject *
 permit_num_permits(PermitObject *self, void *Py_UNUSED(c))
 {
-    return PyLong_FromLongLong(self->n);
+    LOCK(self->sem);
+    int64_t n = self->n;
+    UNLOCK(self->sem);
+    return PyLong_FromLongLong(n);
 }
 
 static PyObject *
@@ -1036,7 +1091,10 @@ permit_aexit(PermitObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 permit_repr(PermitObject *self)
 {
-    return PyUnicode_FromFormat("<batchsem.Permit permits:%lld of %R>", (long long)self->n,
+    LOCK(self->sem);
+    int64_t n = self->n;
+    UNLOCK(self->sem);
+    return PyUnicode_FromFormat("<batchsem.Permit permits:%lld of %R>", (long long)n,
                                 (PyObject *)self->sem);
 }
 
@@ -1253,6 +1311,9 @@ acq_new(SemObject *sem, int64_t n, int kind)
     a->thread = 0;
     a->event = NULL;
     a->permit = NULL;
+#ifdef Py_GIL_DISABLED
+    atomic_init(&a->stepping, 0);
+#endif
     PyObject_GC_Track(a);
     return a;
 }
@@ -1500,11 +1561,41 @@ acq_am_send(AcqObject *self, PyObject *arg, PyObject **result)
     return PYGEN_RETURN;
 }
 
+#ifdef Py_GIL_DISABLED
+/* Free threading: like a coroutine, a request is stepped (send, throw, close) by
+ * one thread at a time; another thread gets ValueError instead of linking the
+ * node twice or filling two Permits. Under the GIL no two steps overlap. */
+static int
+acq_claim(AcqObject *self)
+{
+    int idle = 0;
+    if (atomic_compare_exchange_strong(&self->stepping, &idle, 1))
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "acquire() request already executing");
+    return -1;
+}
+
+static PySendResult
+acq_am_send_ft(AcqObject *self, PyObject *arg, PyObject **result)
+{
+    if (acq_claim(self) < 0) {
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    PySendResult r = acq_am_send(self, arg, result);
+    atomic_store(&self->stepping, 0);
+    return r;
+}
+#define ACQ_SEND acq_am_send_ft
+#else
+#define ACQ_SEND acq_am_send
+#endif
+
 static PyObject *
 acq_send_common(AcqObject *self)
 {
     PyObject *result;
-    PySendResult r = acq_am_send(self, Py_None, &result);
+    PySendResult r = ACQ_SEND(self, Py_None, &result);
     if (r == PYGEN_NEXT)
         return result;
     if (r == PYGEN_RETURN) {
@@ -1553,6 +1644,33 @@ acq_close(AcqObject *self, PyObject *Py_UNUSED(a))
     self->state = ST_DONE;
     Py_RETURN_NONE;
 }
+
+#ifdef Py_GIL_DISABLED
+static PyObject *
+acq_throw_ft(AcqObject *self, PyObject *args)
+{
+    if (acq_claim(self) < 0)
+        return NULL;
+    PyObject *r = acq_throw(self, args);
+    atomic_store(&self->stepping, 0);
+    return r;
+}
+
+static PyObject *
+acq_close_ft(AcqObject *self, PyObject *a)
+{
+    if (acq_claim(self) < 0)
+        return NULL;
+    PyObject *r = acq_close(self, a);
+    atomic_store(&self->stepping, 0);
+    return r;
+}
+#define ACQ_THROW acq_throw_ft
+#define ACQ_CLOSE acq_close_ft
+#else
+#define ACQ_THROW acq_throw
+#define ACQ_CLOSE acq_close
+#endif
 
 static PyObject *
 acq_aenter(AcqObject *self, PyObject *Py_UNUSED(a))
@@ -1658,9 +1776,9 @@ acq_get_running(AcqObject *self, void *Py_UNUSED(c))
 
 static PyMethodDef acq_methods[] = {
     {"send", (PyCFunction)acq_send, METH_O, "Coroutine protocol: start or resume the request."},
-    {"throw", (PyCFunction)acq_throw, METH_VARARGS,
+    {"throw", (PyCFunction)ACQ_THROW, METH_VARARGS,
      "Coroutine protocol: abandon the request (handing back what it was given) and raise."},
-    {"close", (PyCFunction)acq_close, METH_NOARGS,
+    {"close", (PyCFunction)ACQ_CLOSE, METH_NOARGS,
      "Coroutine protocol: abandon the request, handing back what it was given."},
     {"__aenter__", (PyCFunction)acq_aenter, METH_NOARGS, NULL},
     {"__aexit__", (PyCFunction)(void (*)(void))acq_aexit, METH_FASTCALL, NULL},
@@ -1676,7 +1794,7 @@ static PyGetSetDef acq_getset[] = {
 
 static PyAsyncMethods acq_as_async = {
     .am_await = (unaryfunc)acq_await,
-    .am_send = (sendfunc)acq_am_send,
+    .am_send = (sendfunc)ACQ_SEND,
 };
 
 static PyTypeObject Acquire_Type = {
@@ -1841,17 +1959,22 @@ sem_init_common(SemObject *self, PyObject *args, PyObject *kwds, const char *cls
     int64_t n = 1;
     if (value != NULL && parse_count(value, "value", &n) < 0)
         return -1;
-    if (self->head != NULL || self->granted != NULL) {
+    LOCK(self);
+    int in_use = self->head != NULL || self->granted != NULL;
+    UNLOCK(self);
+    if (in_use) {
         PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a semaphore in use");
         return -1;
     }
     int want_debug;
     if (debug == Py_None) {
+        GLOBALS_LOCK();
         if (debug_default < 0) {
             const char *env = Py_GETENV("BATCHSEM_DEBUG");
             debug_default = env != NULL && env[0] != '\0' && strcmp(env, "0") != 0;
         }
         want_debug = debug_default;
+        GLOBALS_UNLOCK();
     }
     else if ((want_debug = PyObject_IsTrue(debug)) < 0) {
         return -1;
@@ -1881,14 +2004,29 @@ sem_init_common(SemObject *self, PyObject *args, PyObject *kwds, const char *cls
         }
         Py_DECREF(fin);
     }
+    Py_INCREF(name);
+    if (tracer != Py_None)
+        Py_INCREF(tracer);
+    char bounded = PyObject_TypeCheck(self, &BoundedSemaphore_Type) ? 1 : 0;
+    LOCK(self);
+    if (self->head != NULL || self->granted != NULL) { /* queued meanwhile (threads) */
+        UNLOCK(self);
+        Py_DECREF(name);
+        if (tracer != Py_None)
+            Py_DECREF(tracer);
+        Py_XDECREF(ledger);
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a semaphore in use");
+        return -1;
+    }
     PyObject *old_name = self->name, *old_tracer = self->tracer, *old_debug = self->debug;
-    self->name = Py_NewRef(name);
-    self->tracer = tracer == Py_None ? NULL : Py_NewRef(tracer);
+    self->name = name;
+    self->tracer = tracer == Py_None ? NULL : tracer;
     self->debug = ledger;
     self->permits = n;
-    self->bounded = PyObject_TypeCheck(self, &BoundedSemaphore_Type) ? 1 : 0;
-    self->limit = self->bounded ? n : MAX_PERMITS;
+    self->bounded = bounded;
+    self->limit = bounded ? n : MAX_PERMITS;
     self->closed = 0;
+    UNLOCK(self);
     Py_XDECREF(old_name);
     Py_XDECREF(old_tracer);
     Py_XDECREF(old_debug);
@@ -1936,13 +2074,19 @@ sem_get_waiting(SemObject *self, void *Py_UNUSED(c))
 static PyObject *
 sem_get_name(SemObject *self, void *Py_UNUSED(c))
 {
-    return Py_NewRef(self->name ? self->name : Py_None);
+    LOCK(self); /* __init__ again may swap it */
+    PyObject *name = Py_NewRef(self->name ? self->name : Py_None);
+    UNLOCK(self);
+    return name;
 }
 
 static PyObject *
 sem_get_tracer(SemObject *self, void *Py_UNUSED(c))
 {
-    return Py_NewRef(self->tracer ? self->tracer : Py_None);
+    LOCK(self); /* the setter may drop the old one right after its swap */
+    PyObject *tracer = Py_NewRef(self->tracer ? self->tracer : Py_None);
+    UNLOCK(self);
+    return tracer;
 }
 
 static int
@@ -1952,9 +2096,9 @@ sem_set_tracer(SemObject *self, PyObject *value, void *Py_UNUSED(c))
         PyErr_SetString(PyExc_AttributeError, "cannot delete the tracer; set it to None");
         return -1;
     }
-    PyObject *old = self->tracer;
     Py_XINCREF(value);
     LOCK(self);
+    PyObject *old = self->tracer; /* read in the swap: two setters drop it once */
     self->tracer = value == Py_None ? NULL : value;
     UNLOCK(self);
     if (value == Py_None)
@@ -1966,19 +2110,21 @@ sem_set_tracer(SemObject *self, PyObject *value, void *Py_UNUSED(c))
 static PyObject *
 sem_repr(SemObject *self)
 {
-    const char *state = self->closed ? "closed" : "open";
     PyObject *cls = PyType_GetName(Py_TYPE(self));
     if (cls == NULL)
         return NULL;
     LOCK(self);
+    const char *state = self->closed ? "closed" : "open";
     long long permits = (long long)self->permits, limit = (long long)self->limit;
     Py_ssize_t waiting = self->waiting;
+    PyObject *own_name = Py_XNewRef(self->name); /* __init__ again may swap it */
     UNLOCK(self);
     PyObject *cap = self->bounded ? PyUnicode_FromFormat("/%lld", limit)
                                   : PyUnicode_FromString("");
-    PyObject *name = self->name != NULL && self->name != Py_None
-                         ? PyUnicode_FromFormat(" %R", self->name)
+    PyObject *name = own_name != NULL && own_name != Py_None
+                         ? PyUnicode_FromFormat(" %R", own_name)
                          : PyUnicode_FromString("");
+    Py_XDECREF(own_name);
     PyObject *res = NULL;
     if (cap != NULL && name != NULL)
         res = PyUnicode_FromFormat("<batchsem.%U%U [%s, permits:%lld%U, waiters:%zd]>", cls,
@@ -2382,49 +2528,79 @@ sem_statistics(SemObject *self, PyObject *Py_UNUSED(a))
 }
 
 /* Test hook: the queue as [(needed, assigned)], head first, after checking the
- * invariants (I1)-(I4) on the way. AssertionError if one is broken. */
+ * invariants (I1)-(I4) on the way. AssertionError if one is broken. The queue
+ * is checked and copied in one locked region (no allocation in it (R1): the
+ * copy goes to a buffer sized before; if the queue grew meanwhile, again). */
 static PyObject *
 sem_queue_snapshot(SemObject *self, PyObject *Py_UNUSED(a))
 {
-    PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
     const char *broken = NULL;
-    Py_ssize_t count = 0;
-    AcqObject *prev = NULL;
-    for (AcqObject *node = self->head; node != NULL; node = node->next) {
-        if (node->prev != prev)
-            broken = "broken prev link";
-        else if (!node->queued)
-            broken = "linked node not flagged queued";
-        else if (node->assigned < 0 || node->assigned > node->needed)
-            broken = "assigned outside 0..needed";
-        else if (count > 0 && node->assigned != 0)
-            broken = "only the head may hold a partial reservation";
-        if (broken)
-            break;
-        PyObject *item = Py_BuildValue("(LL)", (long long)node->needed,
-                                       (long long)node->assigned);
-        if (item == NULL || PyList_Append(list, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(list);
-            return NULL;
+    int64_t *pairs = NULL;
+    Py_ssize_t count, room = 0;
+    for (;;) {
+        LOCK(self);
+        Py_ssize_t waiting = self->waiting;
+        UNLOCK(self);
+        if (waiting >= room) {
+            room = waiting + 8;
+            PyMem_Free(pairs);
+            pairs = PyMem_New(int64_t, 2 * (size_t)room);
+            if (pairs == NULL)
+                return PyErr_NoMemory();
         }
-        Py_DECREF(item);
-        prev = node;
-        count++;
+        count = 0;
+        broken = NULL;
+        AcqObject *prev = NULL;
+        LOCK(self);
+        for (AcqObject *node = self->head; node != NULL && count < room; node = node->next) {
+            if (node->prev != prev)
+                broken = "broken prev link";
+            else if (!node->queued)
+                broken = "linked node not flagged queued";
+            else if (node->assigned < 0 || node->assigned > node->needed)
+                broken = "assigned outside 0..needed";
+            else if (count > 0 && node->assigned != 0)
+                broken = "only the head may hold a partial reservation";
+            if (broken)
+                break;
+            pairs[2 * count] = node->needed;
+            pairs[2 * count + 1] = node->assigned;
+            prev = node;
+            count++;
+        }
+        int grew = 0;
+        if (!broken && count == room && prev->next != NULL) {
+            if (self->waiting >= room)
+                grew = 1; /* queued meanwhile: a bigger buffer */
+            else
+                broken = "waiting count disagrees with the list";
+        }
+        else if (!broken) {
+            if (self->tail != prev)
+                broken = "tail does not point at the last node";
+            else if (count != self->waiting)
+                broken = "waiting count disagrees with the list";
+            else if (count && self->permits != 0)
+                broken = "free permits while someone is queued";
+        }
+        UNLOCK(self);
+        if (!grew)
+            break;
     }
-    if (!broken && self->tail != prev)
-        broken = "tail does not point at the last node";
-    if (!broken && count != self->waiting)
-        broken = "waiting count disagrees with the list";
-    if (!broken && count && self->permits != 0)
-        broken = "free permits while someone is queued";
-    if (broken) {
-        Py_DECREF(list);
+    PyObject *list = NULL;
+    if (broken)
         PyErr_SetString(PyExc_AssertionError, broken);
-        return NULL;
+    else
+        list = PyList_New(count);
+    for (Py_ssize_t i = 0; list != NULL && i < count; i++) {
+        PyObject *item = Py_BuildValue("(LL)", (long long)pairs[2 * i],
+                                       (long long)pairs[2 * i + 1]);
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, item);
     }
+    PyMem_Free(pairs);
     return list;
 }
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _support import HAVE_UVLOOP, new_loop, spin_until
+from _support import HAVE_UVLOOP, acquire, new_loop, real_queue, spin_until
 
-from batchsem import AcquireError, Semaphore
+from batchsem import Acquire, AcquireError, Closed, NoPermits, Permit, Semaphore
 
 JOIN_TIMEOUT = 60.0
 
@@ -55,7 +57,6 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
     master = random.Random(1234)
     done = {"async": 0, "async_cancelled": 0, "blocking": 0, "blocking_timeout": 0}
     count_lock = threading.Lock()
-    failures: list[BaseException] = []
 
     def bump(key: str) -> None:
         with count_lock:
@@ -97,49 +98,177 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
             permit.release()
             bump("async")
 
-    def loop_thread(name: str, seed: int) -> None:
-        try:
-            loop = new_loop(name)
-            errors: list[dict[str, Any]] = []
-            loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-            try:
-                rngs = [random.Random(seed * 100 + i) for i in range(tasks_per_loop)]
+    def loop_thread(name_seed: tuple[str, int]) -> None:
+        name, seed = name_seed
+        rngs = [random.Random(seed * 100 + i) for i in range(tasks_per_loop)]
 
-                async def main() -> None:
-                    await asyncio.gather(*(async_worker(r) for r in rngs))
+        async def main() -> None:
+            await asyncio.gather(*(async_worker(r) for r in rngs))
 
-                loop.run_until_complete(main())
-            finally:
-                loop.close()
-            assert not errors, errors
-        except BaseException as exc:
-            failures.append(exc)
+        _run_loop(name, main)
 
     def blocking_thread(seed: int) -> None:
         rng = random.Random(seed)
-        try:
-            for _ in range(ops_per_blocking):
-                n = rng.randint(1, permits)
-                short = rng.random() < 0.1
-                try:
+        for _ in range(ops_per_blocking):
+            n = rng.randint(1, permits)
+            short = rng.random() < 0.1
+            try:
+                permit = sem.acquire_blocking(n, timeout=0.0005 if short else JOIN_TIMEOUT)
+            except TimeoutError:
+                assert short
+                bump("blocking_timeout")
+                continue
+            assert permit.num_permits == n
+            permit.release()
+            bump("blocking")
+
+    _run_threads(
+        sem,
+        [(loop_thread, (name, master.randrange(10**6))) for name in loop_names]
+        + [(blocking_thread, master.randrange(10**6)) for _ in range(blocking_threads)],
+    )
+    async_ops = len(loop_names) * tasks_per_loop * ops_per_task
+    assert done["async"] + done["async_cancelled"] == async_ops
+    assert done["blocking"] + done["blocking_timeout"] == blocking_threads * ops_per_blocking
+    assert done["async"] > 0 and done["blocking"] > 0
+    assert sem.waiting == 0
+    assert sem.available_permits == permits
+
+
+def test_every_operation_at_once_then_close_conserves_permits(fast_switching: None) -> None:
+    """All of the API at once on one semaphore, closed mid-run: no permit is lost or made.
+
+    Loop threads (each with its own loop) acquire with random cancels; plain threads
+    use acquire_blocking (some timing out) and try_acquire; every Permit obtained is
+    split, merged, partly forgotten and released. A chaos thread adds and forgets free
+    permits and inspects the semaphore. The worker that makes the CLOSE_AFTER-th
+    operation closes it; everyone then stops. On a free-threaded build all of it runs
+    in parallel. At the end nothing is held, so the counter must equal the initial
+    permits plus those added minus those forgotten, and nobody may be queued.
+    """
+    initial, biggest, close_after = 6, 4, 3000
+    sem = Semaphore(initial)
+    ledger = {"added": 0, "forgotten": 0, "ops": 0, "granted": 0}
+    ledger_lock = threading.Lock()
+
+    def account(key: str, n: int = 1) -> int:
+        with ledger_lock:
+            ledger[key] += n
+            return ledger[key]
+
+    def step() -> None:
+        if account("ops") == close_after:
+            sem.close()  # from whichever worker thread (or loop) gets there
+
+    def use(permit: Permit, rng: random.Random) -> None:
+        n = permit.num_permits
+        k = rng.randint(0, n)
+        part = permit.split(k)
+        assert part is not None and part.num_permits == k and permit.num_permits == n - k
+        if k and rng.random() < 0.25:
+            part.forget()
+            account("forgotten", k)
+        else:
+            permit.merge(part)
+            assert part.num_permits == 0
+        permit.release()
+        assert permit.num_permits == 0
+        account("granted")
+
+    async def async_worker(rng: random.Random) -> None:
+        while not sem.closed:
+            fut = asyncio.ensure_future(acquire(sem, rng.randint(1, biggest)))
+            if rng.random() < 0.2:
+                for _ in range(rng.randint(0, 2)):
+                    await asyncio.sleep(0)
+                fut.cancel()  # before, during or after the grant
+            await asyncio.wait([fut])
+            step()
+            if fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                with pytest.raises(AcquireError):
+                    fut.result()
+                return
+            permit = fut.result()
+            await asyncio.sleep(0)
+            use(permit, rng)
+
+    def loop_thread(rng: random.Random) -> None:
+        seeds = [rng.randrange(10**6) for _ in range(6)]
+
+        async def main() -> None:
+            await asyncio.gather(*(async_worker(random.Random(s)) for s in seeds))
+
+        _run_loop("asyncio", main)
+
+    def blocking_thread(rng: random.Random) -> None:
+        while True:
+            n = rng.randint(1, biggest)
+            try:
+                if rng.random() < 0.3:
+                    permit = sem.try_acquire(n)
+                else:
+                    short = rng.random() < 0.2
                     permit = sem.acquire_blocking(n, timeout=0.0005 if short else JOIN_TIMEOUT)
-                except TimeoutError:
-                    assert short
-                    bump("blocking_timeout")
-                    continue
-                assert permit.num_permits == n
-                permit.release()
-                bump("blocking")
+            except (NoPermits, TimeoutError):
+                step()
+                continue
+            except (Closed, AcquireError):
+                assert sem.closed
+                return
+            step()
+            use(permit, rng)
+
+    def chaos_thread(rng: random.Random) -> None:
+        while not sem.closed:
+            with ledger_lock:
+                total = initial + ledger["added"] - ledger["forgotten"]
+            # keep the total between the biggest request and a little above the start
+            if total <= biggest or (total < initial + 4 and rng.random() < 0.5):
+                k = rng.randint(1, 3)
+                sem.add_permits(k)
+                account("added", k)
+            else:
+                account("forgotten", sem.forget_permits(rng.randint(1, 3)))
+            stats = sem.statistics()
+            assert stats.available_permits >= 0 and stats.tasks_waiting >= 0
+            assert not (stats.available_permits and stats.tasks_waiting)
+            repr(sem)
+            sem.locked()
+
+    master = random.Random(4321)
+    targets = [loop_thread] * 3 + [blocking_thread] * 2 + [chaos_thread]
+    _run_threads(sem, [(t, random.Random(master.randrange(10**6))) for t in targets])
+    assert sem.closed
+    assert sem.waiting == 0 and real_queue(sem) == []
+    assert sem.available_permits == initial + ledger["added"] - ledger["forgotten"]
+    assert ledger["ops"] >= close_after and ledger["granted"] > 0
+
+
+def _run_loop(loop_name: str, main: Callable[[], Any]) -> None:
+    """Run ``main()`` on a new loop of this thread; fail on any error the loop reported."""
+    loop = new_loop(loop_name)
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert not errors, errors
+
+
+def _run_threads(sem: Semaphore, targets: list[tuple[Callable[..., None], Any]]) -> None:
+    """Run each ``target(arg)`` in its own thread; fail on a hang or on any thread's error."""
+    failures: list[BaseException] = []
+
+    def run(target: Callable[..., None], arg: Any) -> None:
+        try:
+            target(arg)
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [
-        threading.Thread(target=loop_thread, args=(name, master.randrange(10**6)), daemon=True)
-        for name in loop_names
-    ] + [
-        threading.Thread(target=blocking_thread, args=(master.randrange(10**6),), daemon=True)
-        for _ in range(blocking_threads)
-    ]
+    threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in targets]
     for t in threads:
         t.start()
     for t in threads:
@@ -150,12 +279,37 @@ def test_many_threads_many_loops_and_blocking_threads(fast_switching: None) -> N
         sem.close()  # unblock everything so the process can go on
         pytest.fail(f"deadlock: {len(alive)} threads still running; {state}")
     assert not failures, failures
-    async_ops = len(loop_names) * tasks_per_loop * ops_per_task
-    assert done["async"] + done["async_cancelled"] == async_ops
-    assert done["blocking"] + done["blocking_timeout"] == blocking_threads * ops_per_blocking
-    assert done["async"] > 0 and done["blocking"] > 0
-    assert sem.waiting == 0
-    assert sem.available_permits == permits
+
+
+def test_waiters_cancelled_while_being_woken_leave_nothing_behind(fast_switching: None) -> None:
+    """One release() here serves K waiters of a loop thread while that thread cancels them.
+
+    The waker wakes the K served waiters one after the other, so a waiter can be
+    cancelled between being served and being woken: it gives back its permits, and the
+    semaphore must not record it as woken-but-not-resumed afterwards (such a record is
+    kept until the waiter resumes or its loop closes). So, once every task is done and
+    with the loop still running, all permits are back and no request object is alive.
+    """
+    k, rounds = 200, 30
+    sem = Semaphore(0)
+    gc.collect()
+    before = _count_requests()
+    lt = LoopThread("asyncio")
+    try:
+        for _ in range(rounds):
+            tasks = lt.submit(lambda: _start_waiters(sem, k)).result(JOIN_TIMEOUT)
+            spin_until(lambda: sem.waiting == k)
+            cancelled = lt.submit(functools.partial(_cancel_and_release, tasks))
+            sem.release(k)
+            cancelled.result(JOIN_TIMEOUT)
+            assert sem.waiting == 0
+            assert sem.forget_permits(k) == k
+            del tasks
+        gc.collect()
+        assert _count_requests() == before
+        assert not lt.errors
+    finally:
+        lt.stop()
 
 
 @pytest.mark.parametrize("loop_name", _loop_names(2))
@@ -272,6 +426,23 @@ async def _acquire_and_report(sem: Semaphore, n: int) -> tuple[int, int]:
     n = permit.num_permits
     permit.release()
     return ident, n
+
+
+async def _start_waiters(sem: Semaphore, k: int) -> list[asyncio.Task[Any]]:
+    return [asyncio.ensure_future(acquire(sem, 1)) for _ in range(k)]
+
+
+async def _cancel_and_release(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel every task, then release what the ones served before the cancel got."""
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, Permit):
+            result.release()
+
+
+def _count_requests() -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is Acquire)
 
 
 def _dispose(task: asyncio.Task[Any]) -> None:
