@@ -998,7 +998,9 @@ def storm_in_fresh_process(what: str, n: int, seed: int, order: str = "random") 
     """
     cmd = [sys.executable, __file__, "--impl", CORE, "--storm-child", what, str(n), str(seed)]
     cmd.append(order)
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"storm {what} of {n:,} failed in its interpreter:\n{done.stderr}")
     return json.loads(done.stdout)
 
 
