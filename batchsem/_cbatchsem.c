@@ -1646,24 +1646,27 @@ acq_close(AcqObject *self, PyObject *Py_UNUSED(a))
 }
 
 #ifdef Py_GIL_DISABLED
+/* step(self, arg) as the one thread stepping the request (acq_claim). */
 static PyObject *
-acq_throw_ft(AcqObject *self, PyObject *args)
+acq_claimed(AcqObject *self, PyObject *(*step)(AcqObject *, PyObject *), PyObject *arg)
 {
     if (acq_claim(self) < 0)
         return NULL;
-    PyObject *r = acq_throw(self, args);
+    PyObject *r = step(self, arg);
     atomic_store(&self->stepping, 0);
     return r;
 }
 
 static PyObject *
+acq_throw_ft(AcqObject *self, PyObject *args)
+{
+    return acq_claimed(self, acq_throw, args);
+}
+
+static PyObject *
 acq_close_ft(AcqObject *self, PyObject *a)
 {
-    if (acq_claim(self) < 0)
-        return NULL;
-    PyObject *r = acq_close(self, a);
-    atomic_store(&self->stepping, 0);
-    return r;
+    return acq_claimed(self, acq_close, a);
 }
 #define ACQ_THROW acq_throw_ft
 #define ACQ_CLOSE acq_close_ft
