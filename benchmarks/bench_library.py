@@ -281,6 +281,32 @@ async def cancel_batchsem(waiters: int, order: str, seed: int, wait: str = "drai
     return elapsed
 
 
+async def cancel_floor(waiters: int, order: str, seed: int, wait: str = "drain") -> Timing:
+    """Scenario 3's floor: ``waiters`` tasks each awaiting a bare future of its own.
+
+    The same cancellations with nothing but asyncio's share (``Task.cancel``, the
+    future's cancel and wake-up, ``CancelledError`` out of the task, the task
+    finishing): no semaphore, no queue. Any asyncio primitive whose waiters await a
+    future pays at least this much per cancelled waiter.
+    """
+    loop = asyncio.get_running_loop()
+    parked = 0
+
+    async def waiter() -> None:
+        nonlocal parked
+        fut = loop.create_future()
+        parked += 1
+        await fut
+
+    tasks = [asyncio.create_task(waiter()) for _ in range(waiters)]
+    while parked < waiters:
+        await asyncio.sleep(0)
+    victims = _cancel_order(tasks, order, seed)
+    elapsed = await _time_cancel(tasks, victims, wait)
+    _check(all(t.cancelled() for t in tasks), "cancel floor: a task was not cancelled")
+    return elapsed
+
+
 async def cancel_asyncio(waiters: int, order: str, seed: int, wait: str = "drain") -> Timing:
     """Scenario 3, asyncio: cancel ``waiters`` tasks queued in ``acquire()`` on Semaphore(0)."""
     sem = asyncio.Semaphore(0)
@@ -501,6 +527,7 @@ SCENARIO_KEYS = (
     "cancel_random",
     "cancel_fifo",
     "cancel_gather",
+    "cancel_floor",
     "contended",
     "handoff",
     "handoff_floor",
@@ -531,6 +558,9 @@ def build_scenarios(sizes: Sizes, core: str | None = None) -> list[Scenario]:
             return await cancel_asyncio(n_cancel, order, seed, wait)
 
         return {"batchsem": run_bs, "asyncio": run_aio}
+
+    async def cancel_floor_run(seed: int) -> Timing:
+        return await cancel_floor(n_cancel, "random", seed)
 
     def pair(
         bs: Callable[[], Coroutine[Any, Any, Timing]],
@@ -601,6 +631,14 @@ def build_scenarios(sizes: Sizes, core: str | None = None) -> list[Scenario]:
             "cancellation",
             n_cancel,
             cancel("random", "gather"),
+        ),
+        row(
+            "cancel_floor",
+            f"3d cancel {n_cancel:,}, random order, vs the loop's floor (bare futures)",
+            "cancellation",
+            n_cancel,
+            {"batchsem": cancel("random")["batchsem"], "asyncio": cancel_floor_run},
+            baseline="bare futures",
         ),
         row(
             "contended",
@@ -948,22 +986,30 @@ async def _storm(kind: str, n: int, seed: int) -> tuple[float, float]:
     return (t1 - t0) / n, (t2 - t0) / n
 
 
-async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
+async def _throw_storm(
+    n: int, seed: int, order_kind: str = "random", *, bare: bool = False
+) -> float:
     """The semaphore's own part of a cancel storm: seconds per waiter.
 
     ``n`` coroutines each wait in ``await sem.acquire(1)``, driven by hand (no
     Tasks, so no event-loop work is timed); then CancelledError is thrown into
     them in a random order: each throw unlinks one node and fails the await.
+    ``bare=True`` is its floor: the coroutines await a bare future each instead,
+    so the throws touch the same kind of scattered objects with no semaphore.
     """
     sem = Sem(0)
+    loop = asyncio.get_running_loop()
 
     async def waiter() -> None:
-        await sem.acquire(1)
+        if bare:
+            await loop.create_future()
+        else:
+            await sem.acquire(1)
 
     coros = [waiter() for _ in range(n)]
     for c in coros:
         c.send(None)
-    _check(sem.waiting == n, "throw storm: not all queued")
+    _check(bare or sem.waiting == n, "throw storm: not all queued")
     order = list(range(n))
     if order_kind == "random":
         random.Random(seed).shuffle(order)
@@ -983,9 +1029,9 @@ async def _throw_storm(n: int, seed: int, order_kind: str = "random") -> float:
 
 def run_storm(what: str, n: int, seed: int, order: str = "random") -> Any:
     """One storm, measured in the calling process: ``_storm`` for "cancel", "close" and
-    "bare", ``_throw_storm`` for "throw" (JSON-able result)."""
-    if what == "throw":
-        return asyncio.run(_throw_storm(n, seed, order))
+    "bare", ``_throw_storm`` for "throw" and "throw_bare" (JSON-able result)."""
+    if what in ("throw", "throw_bare"):
+        return asyncio.run(_throw_storm(n, seed, order, bare=what == "throw_bare"))
     return list(asyncio.run(_storm(what, n, seed)))
 
 
@@ -1028,12 +1074,14 @@ def storm_scaling(
             "growth_op": per[large][0] / per[small][0],
             "pass": growth <= 1.5,
         }
-    for order_kind in ("random", "fifo"):
+    throws = (("random", "throw"), ("fifo", "throw"), ("random", "throw_bare"))
+    for order_kind, what in throws:
         per_throw = {
-            size: min(float(storm("throw", size, seed, order_kind)) for seed in range(reps))
+            size: min(float(storm(what, size, seed, order_kind)) for seed in range(reps))
             for size, reps in sizes
         }
-        out[f"semaphore_only_cancel_{order_kind}"] = {
+        name = "bare_futures" if what == "throw_bare" else "semaphore_only"
+        out[f"{name}_cancel_{order_kind}"] = {
             "seconds_per_waiter": {str(k): v for k, v in per_throw.items()},
             "growth": per_throw[large] / per_throw[small],
             "pass": per_throw[large] / per_throw[small] <= 1.5,
@@ -1076,6 +1124,12 @@ def render_extras(memory: dict[str, Any] | None, scaling: dict[str, Any] | None)
                 f"the semaphore's own cancel, {order_kind} order (throw into hand-driven "
                 f"waiters, no Tasks): {at(r['seconds_per_waiter'], 1e9, 'ns')} "
                 f"(x{r['growth']:.2f})"
+            )
+        r = scaling.get("bare_futures_cancel_random")
+        if r is not None:  # absent from files written before it was measured
+            lines.append(
+                "the same throws into coroutines awaiting bare futures (no semaphore), "
+                f"random order: {at(r['seconds_per_waiter'], 1e9, 'ns')} (x{r['growth']:.2f})"
             )
     return "\n".join(lines)
 
@@ -1143,6 +1197,43 @@ def render_table(cells: list[Cell]) -> str:
         prev_loop = r[0]
         out.append(line(r))
     return "\n".join(out)
+
+
+#: Floor rows (batchsem against bare futures) and the row each one bounds.
+FLOORS = {"cancel_floor": "cancel_random", "handoff_floor": "handoff"}
+
+
+def ceilings(cells: list[Cell]) -> list[dict[str, Any]]:
+    """What a semaphore costing nothing would reach on each bounded row, per loop.
+
+    That is the best time of ``asyncio.Semaphore`` on the row over the best time
+    of bare futures on its floor row (the floor row's baseline), from the same run.
+    """
+    by_key = {(c.loop, c.scenario.key): c for c in cells}
+    out = []
+    for floor_key, key in FLOORS.items():
+        for loop in dict.fromkeys(c.loop for c in cells):
+            main, floor = by_key.get((loop, key)), by_key.get((loop, floor_key))
+            if main is not None and floor is not None:
+                ceiling = main.best("asyncio") / floor.best("asyncio")
+                out.append(
+                    {
+                        "loop": loop,
+                        "scenario": key,
+                        "ceiling": ceiling,
+                        "target_ratio": main.scenario.target,
+                    }
+                )
+    return out
+
+
+def render_ceilings(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"ceiling of {r['scenario']} on {r['loop']}: {r['ceiling']:.2f}x for a semaphore "
+        "costing nothing (bare futures against asyncio.Semaphore)"
+        + ("" if r["target_ratio"] is None else f"; target {r['target_ratio']:g}x")
+        for r in rows
+    )
 
 
 def describe_env(sizes: Sizes, rounds: int, loops: Sequence[str], keep_gc: bool) -> dict[str, Any]:
@@ -1349,6 +1440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warning: some best runs were preempted; rerun on an idle machine "
             "or compare the 'cpu' column."
         )
+    bounds = ceilings(cells)
+    if bounds:
+        print(render_ceilings(bounds))
     for note in notes:
         print(f"note: {note}")
     missed = [c for c in cells if c.passed() is False]
@@ -1360,6 +1454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "meta": env | {"total_seconds": total, "loadavg_end": _loadavg(), "notes": notes},
             "warmup_seconds": warmup,
             "results": [c.as_dict() for c in cells],
+            "ceilings": bounds,
             "memory_per_waiter": memory,
             "storm_scaling": scaling,
         }
