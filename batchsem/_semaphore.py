@@ -67,7 +67,7 @@ from ._errors import AcquireError, Closed, NoPermits
 from ._lock import Hold, new_lock, take_contended
 from ._permit import Permit
 from ._trace import SemaphoreStatistics, TraceEvent, TraceFn, emit
-from ._waitlist import RECHECK_FIRST, Waiter, WaitList, next_recheck, stranded, wake
+from ._waitlist import RECHECK_FIRST, Signal, Waiter, WaitList, next_recheck, stranded, wake
 
 # Names defined in the small modules are re-exported for code that imports them
 # from here (the tool, the compiled core's debug helper).
@@ -683,7 +683,7 @@ class Semaphore:
                 self._permits -= n
         return ok
 
-    def _begin(self, n: int, event: threading.Event | None = None) -> Waiter | None:
+    def _begin(self, n: int, event: Signal | None = None) -> Waiter | None:
         """Start a request the fast path did not serve; None if served at once, else its node.
 
         Under the lock: takes what is free if nobody is queued (all of it if
@@ -760,7 +760,7 @@ class Semaphore:
             self._reclaim()
         return node if wait else None
 
-    def _wait_blocking(self, event: threading.Event, timeout: float | None) -> bool:
+    def _wait_blocking(self, event: Signal, timeout: float | None) -> bool:
         """Wait for a blocking request's ``event``; False if ``timeout`` passed first.
 
         The wait is a series of timed waits (:data:`RECHECK_FIRST` doubling up
@@ -801,7 +801,24 @@ class Semaphore:
                 "acquire_blocking() called from a thread with a running event loop; "
                 "use 'await sem.acquire(n)' there"
             )
-        event = threading.Event()
+        if self._fast:
+            # Served at once when nobody is queued and enough are free (the
+            # counter invariant: with a queue the counter is 0), without making
+            # the waker. Anything else goes through _begin.
+            lock = self._lock
+            try:
+                lock.pop()
+            except IndexError:
+                take_contended(lock)
+            try:
+                served = self._fast and self._permits >= n
+                if served:
+                    self._permits -= n
+            finally:
+                lock.append(True)
+            if served:
+                return Permit(self, n)
+        event = Signal()
         node = self._begin(n, event)
         if node is not None:
             try:
@@ -1107,5 +1124,3 @@ class Acquire:
 
 
 collections.abc.Coroutine.register(Acquire)
-
-

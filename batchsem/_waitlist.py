@@ -29,10 +29,20 @@ lock), except the :meth:`WaitList.snapshot` test hook.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
-__all__ = ["RECHECK_FIRST", "RECHECK_MAX", "WaitList", "Waiter", "next_recheck", "stranded", "wake"]
+__all__ = [
+    "RECHECK_FIRST",
+    "RECHECK_MAX",
+    "Signal",
+    "WaitList",
+    "Waiter",
+    "next_recheck",
+    "stranded",
+    "wake",
+]
 
 _get_ident = threading.get_ident
 
@@ -44,6 +54,44 @@ _get_ident = threading.get_ident
 #: The compiled core uses the same two values.
 RECHECK_FIRST = 0.01
 RECHECK_MAX = 1.0
+
+
+class Signal:
+    """The waker of a blocking waiter: set by whoever serves or fails it, waited on by its thread.
+
+    A ``threading.Event`` without the Condition: a lock, taken when made, that
+    :meth:`set` releases. On CPython 3.11 it is made in about a tenth of the
+    time of an Event, and a wait is one lock acquire. Only the waiting thread
+    calls :meth:`wait`; any thread may call :meth:`set`, any number of times.
+    """
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        """Mark it set and let the waiting thread through (now or at its next wait)."""
+        # The flag first: a wait that times out just before the release still
+        # reports the signal.
+        self._flag = True
+        with contextlib.suppress(RuntimeError):  # set before, not taken back by a wait since
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: float) -> bool:
+        """True once set; False if ``timeout`` seconds (>= 0) passed first.
+
+        Interruptible: a signal handler's exception (``KeyboardInterrupt``)
+        propagates out of the wait.
+        """
+        if self._flag:
+            return True
+        return self._lock.acquire(True, timeout) or self._flag
 
 
 class Waiter:
@@ -68,7 +116,7 @@ class Waiter:
     assigned: int
     #: True exactly while the node is linked into a queue. Lock held.
     queued: bool
-    #: The asyncio.Future an async waiter awaits, or the threading.Event a
+    #: The asyncio.Future an async waiter awaits, or the :class:`Signal` a
     #: blocking one waits on. Constant.
     waker: Any
     #: The ident of the thread running an async waiter's loop (the thread that
