@@ -150,6 +150,10 @@ class _Call(Coroutine[Any, Any, "RedisPermit"]):
         return self._coro.send(value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        # Passed on in the form it came in: a Task cancelling the request calls
+        # throw(exc), and the 3-argument form warns from CPython 3.12 on.
+        if val is None and tb is None:
+            return self._coro.throw(typ)
         return self._coro.throw(typ, val, tb)
 
     def close(self) -> None:

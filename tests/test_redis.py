@@ -20,9 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -34,7 +34,7 @@ from redis_worker import ledger_max
 from batchsem import AcquireError, Closed, NoPermits
 from batchsem.bench.redis_impls import TOOL_LEASE
 from batchsem.bench.redis_server import RedisServer, find_redis_server
-from batchsem.redis import LeaseLost, PermitsMismatch, RedisSemaphore
+from batchsem.redis import LeaseLost, PermitsMismatch, RedisPermit, RedisSemaphore, _Call
 
 LEASE = 0.5
 WORKER = str(Path(__file__).with_name("redis_worker.py"))
@@ -255,6 +255,28 @@ def test_permits_mismatch_resize_add_forget(server: RedisServer) -> None:
         await disconnect(a, other, shrink)
 
     asyncio.run(main())
+
+
+def test_acquire_passes_throw_on_in_the_form_it_was_given() -> None:
+    """A Task cancelling ``create_task(sem.acquire())`` calls ``throw(exc)``; the request's
+    coroutine must get that one argument (the 3-argument form warns from CPython 3.12)."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def throw(self, *args: Any) -> str:
+            self.calls.append(args)
+            return "suspended"
+
+    inner = Recorder()
+    call = _Call(cast("Coroutine[Any, Any, RedisPermit]", inner))
+    exc = asyncio.CancelledError("stop")
+    assert call.throw(exc) == "suspended"
+    assert inner.calls == [(exc,)]
+    tb_exc = ValueError("x")
+    call.throw(ValueError, tb_exc, None)
+    assert inner.calls[-1] == (ValueError, tb_exc, None)
 
 
 def test_asyncio_idiom_and_coroutine_compat(server: RedisServer) -> None:
