@@ -159,6 +159,58 @@ def test_acquire_closed_semaphore_in_a_task(run: Any) -> None:
     run(main)
 
 
+@pytest.mark.parametrize("how", ["on the loop", "by a subclass"])
+def test_waits_take_their_future_from_the_loops_create_future(how: str) -> None:
+    """A wait's future comes from ``loop.create_future()`` as the loop resolves it: one set
+    on the loop object, or overridden by the loop's class, is the one called."""
+    made: list[asyncio.Future[Any]] = []
+
+    class CountingLoop(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[Any]:
+            fut = super().create_future()
+            made.append(fut)
+            return fut
+
+    loop: asyncio.AbstractEventLoop
+    if how == "by a subclass":
+        loop = CountingLoop()
+    else:
+        loop = asyncio.SelectorEventLoop()
+        stock = loop.create_future
+
+        def counting() -> asyncio.Future[Any]:
+            fut = stock()
+            made.append(fut)
+            return fut
+
+        loop.create_future = counting  # type: ignore[method-assign]
+
+    async def main() -> None:
+        sem = Semaphore(0)
+
+        async def block() -> None:
+            async with sem:
+                pass
+
+        waiters = [
+            asyncio.create_task(sem.acquire(1)),
+            asyncio.create_task(sem.acquire(2)),
+            asyncio.create_task(block()),
+        ]
+        await until(lambda: sem.waiting == 3)
+        assert len(made) == 3
+        sem.release(4)
+        one, two, _ = await asyncio.gather(*waiters)
+        one.release()
+        two.release()
+        assert sem.available_permits == 4 and all(f.done() for f in made)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
 # ------------------------------------------------------------------ locked()
 
 
