@@ -113,12 +113,6 @@ static PyObject *resolve_fn;       /* _cbatchsem._resolve */
 static PyObject *recheck_fn;       /* _cbatchsem._recheck */
 static PyObject *base_create_future; /* asyncio.BaseEventLoop.create_future */
 static PyObject *future_type;      /* asyncio.Future */
-/* asyncio.Future.set_result, and the setter of its _asyncio_future_blocking when
- * that is a C getset (the _asyncio Future): called directly on a Future of exactly
- * that type, with no attribute lookup on each wait and wake-up. */
-static PyObject *future_set_result;
-static PyObject *future_blocking;
-static descrsetfunc future_blocking_set;
 static PyObject *kwnames_loop;     /* ("loop",) */
 static PyObject *trace_module;     /* batchsem._trace: TraceEvent, emit, SemaphoreStatistics */
 static PyObject *debug_module;     /* batchsem._cdebug: debug-mode glue, imported on first use */
@@ -583,27 +577,6 @@ granted_remove_locked(SemObject *sem, AcqObject *node)
 
 static int failed(SemObject *sem, AcqObject *node);
 
-/* fut.set_result(None) */
-static PyObject *
-future_set_none(PyObject *fut)
-{
-    if (Py_IS_TYPE(fut, (PyTypeObject *)future_type)) {
-        PyObject *args[2] = {fut, Py_None};
-        return PyObject_Vectorcall(future_set_result, args, 2, NULL);
-    }
-    return PyObject_CallMethodOneArg(fut, str_set_result, Py_None);
-}
-
-/* fut._asyncio_future_blocking = True: Future.__await__'s handshake with the Task,
- * made before the future is yielded to it. */
-static int
-future_set_blocking(PyObject *fut)
-{
-    if (future_blocking_set != NULL && Py_IS_TYPE(fut, (PyTypeObject *)future_type))
-        return future_blocking_set(future_blocking, fut, Py_True);
-    return PyObject_SetAttr(fut, str_blocking, Py_True);
-}
-
 static PyObject *
 resolve(PyObject *Py_UNUSED(module), PyObject *fut)
 {
@@ -615,7 +588,7 @@ resolve(PyObject *Py_UNUSED(module), PyObject *fut)
     if (is_done < 0)
         return NULL;
     if (!is_done) {
-        PyObject *r = future_set_none(fut);
+        PyObject *r = PyObject_CallMethodOneArg(fut, str_set_result, Py_None);
         if (r == NULL)
             return NULL;
         Py_DECREF(r);
@@ -646,7 +619,7 @@ wake_one(SemObject *sem, AcqObject *node, unsigned long ident)
     UNLOCK(sem);
     PyObject *r;
     if (node->thread == ident)
-        r = future_set_none(node->fut);
+        r = PyObject_CallMethodOneArg(node->fut, str_set_result, Py_None);
     else
         r = PyObject_CallMethodObjArgs(node->loop, str_call_soon_threadsafe, resolve_fn,
                                        node->fut, NULL);
@@ -1575,7 +1548,8 @@ acq_am_send(AcqObject *self, PyObject *arg, PyObject **result)
     }
     if (r == 0) {
         self->state = ST_WAITING;
-        if (future_set_blocking(self->fut) < 0) {
+        /* Future.__await__'s handshake with the Task */
+        if (PyObject_SetAttr(self->fut, str_blocking, Py_True) < 0) {
             failed(self->sem, self);
             self->state = ST_DONE;
             *result = NULL;
@@ -2770,13 +2744,8 @@ PyInit__cbatchsem(void)
         return NULL;
     base_create_future = PyObject_GetAttr(base_loop, str_create_future);
     Py_DECREF(base_loop);
-    if (base_create_future == NULL || (kwnames_loop = Py_BuildValue("(s)", "loop")) == NULL ||
-        (future_set_result = PyObject_GetAttr(future_type, str_set_result)) == NULL ||
-        (future_blocking = PyObject_GetAttr(future_type, str_blocking)) == NULL)
+    if (base_create_future == NULL || (kwnames_loop = Py_BuildValue("(s)", "loop")) == NULL)
         return NULL;
-    /* The pure-Python Future (no _asyncio module) has a plain class attribute */
-    if (PyObject_TypeCheck(future_blocking, &PyGetSetDescr_Type))
-        future_blocking_set = Py_TYPE(future_blocking)->tp_descr_set;
     ReadyObject *r = PyObject_GC_New(ReadyObject, &Ready_Type);
     if (r == NULL)
         return NULL;
