@@ -646,7 +646,8 @@ class RedisSemaphore:
         )
 
     async def disconnect(self) -> None:
-        """Leave: withdraw this object's requests, give back what it holds, stop renewing.
+        """Leave: withdraw this object's requests, give back what it holds, stop renewing,
+        and close this object's connections to the server.
 
         Pending ``acquire`` calls fail with :class:`LeaseLost`. The semaphore
         itself stays (use :meth:`close` to fail everyone). Idempotent.
@@ -676,7 +677,9 @@ class RedisSemaphore:
             await asyncio.wait([self._reader], timeout=self._inbox_wait + 1.0)
             if not self._reader.done():
                 self._reader.cancel()
-        await self._redis.aclose()
+        # The pool is this object's own (made in __init__), and a client given a pool
+        # does not close it by itself.
+        await self._redis.aclose(close_connection_pool=True)
 
 
 class RedisPermit:

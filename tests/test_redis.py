@@ -13,6 +13,7 @@ With env CI set, a missing redis-server fails these tests instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -165,6 +166,49 @@ def test_cancel_and_timeout_return_partial_grants(server: RedisServer) -> None:
         await p.release()
         assert (await conserved(a)).available_permits == 5
         await disconnect(a, b, c)
+
+    asyncio.run(main())
+
+
+def test_disconnect_closes_every_connection(server: RedisServer) -> None:
+    """After ``disconnect()`` an object holds no connection to the server: the server
+    counts as many clients as before the objects were made."""
+    import redis.asyncio as aioredis
+
+    async def clients(r: aioredis.Redis) -> int:
+        return int((await r.info("clients"))["connected_clients"])
+
+    async def settled(r: aioredis.Redis) -> int:
+        """The count once it stops moving (connections closed elsewhere reach the server)."""
+        last = await clients(r)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            now = await clients(r)
+            if now == last:
+                return now
+            last = now
+        return last
+
+    async def main() -> None:
+        watcher = aioredis.from_url(server.url)
+        try:
+            gc.collect()
+            before = await settled(watcher)
+            a, b = sems(server.url, new_name(), 1, 2)
+            held = await a.acquire(1)
+            waiter = asyncio.ensure_future(b.acquire(1))
+            await wait_for_queue(a, 1)
+            await held.release()
+            await (await waiter).release()
+            await a.statistics()
+            assert await clients(watcher) > before
+            await disconnect(a, b)
+            deadline = time.monotonic() + 5
+            while (left := await clients(watcher) - before) > 0:
+                assert time.monotonic() < deadline, f"{left} connections left open"
+                await asyncio.sleep(0.01)
+        finally:
+            await watcher.aclose()
 
     asyncio.run(main())
 
@@ -404,10 +448,15 @@ def expect_line(proc: subprocess.Popen[str], word: str, timeout: float = 15.0) -
     raise AssertionError(f"worker never printed {word!r} (got {buf!r}, rc={proc.poll()})")
 
 
-def reap(proc: subprocess.Popen[str]) -> None:
+def reap(proc: subprocess.Popen[str]) -> str:
+    """Kill the worker if it still runs; what it printed that was not read yet."""
     if proc.poll() is None:
         proc.kill()
     proc.wait()
+    if proc.stdout is None or proc.stdout.closed:  # communicate() read and closed it
+        return ""
+    with proc.stdout:
+        return proc.stdout.read() or ""
 
 
 def test_kill_9_holder_permits_come_back_within_a_lease(
@@ -467,8 +516,8 @@ def test_kill_9_queued_process_with_partial_grant(server: RedisServer, tmp_path:
             await q.release()
             assert (await conserved(a)).available_permits == 4
         finally:
-            reap(proc)
-        assert proc.stdout is not None and "granted" not in proc.stdout.read()
+            rest = reap(proc)
+        assert "granted" not in rest
         await disconnect(a, b)
 
     asyncio.run(main())
