@@ -310,7 +310,9 @@ def test_work_per_task_is_saved_per_class(runs: dict[str, Path]) -> None:
             continue
         classes = case["summary"]["classes"]
         small, large = classes["small"], classes["large"]
-        assert len(small["work_per_task"]) == case["params"]["tasks"]
+        # One entry per task that made a request in the 30 ms window: on a slow machine
+        # (python -X dev) some of the small tasks may not have started by its end.
+        assert 0 < len(small["work_per_task"]) <= case["params"]["tasks"]
         assert len(large["work_per_task"]) == 1
         # one permit per small request: a task's work never exceeds the class's grants
         assert 0 < sum(small["work_per_task"]) <= small["completed"]
