@@ -1,8 +1,8 @@
 """Two builds of the compiled core side by side: a git revision's against the working tree's.
 
 Compiles ``batchsem/_cbatchsem.c`` as it is at ``--base`` (default HEAD) and as it is in
-the working tree, with the same compiler and flags (this interpreter's, plus setup.py's
-``-O2 -std=c99``), into a temporary directory under two module names, and loads both into
+the working tree, with setuptools' build_ext and setup.py's flags, as ``pip install``
+compiles it, into a temporary directory under two module names, and loads both into
 one process. Then, as ``paired.py`` does against ``asyncio.Semaphore``, it runs the two
 builds back to back in short slices (about 10 ms each, the order alternating) on one
 event loop per loop kind, and reports the median and quartiles of the ratios
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import shlex
+import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +34,8 @@ from paired import Run, pair_ratios
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "batchsem/_cbatchsem.c"
+#: setup.py's extra_compile_args for the extension (not on Windows).
+SETUP_FLAGS = ["-O2", "-std=c99"]
 ROWS: dict[str, Any] = {
     "handoff": lambda: bl.handoff_batchsem(600),
     "contended": lambda: bl.contended_batchsem(64, 8, 20),
@@ -41,23 +43,28 @@ ROWS: dict[str, Any] = {
 
 
 def compile_core(source: Path, name: str, out_dir: Path) -> Path:
-    """Build ``source`` as the extension module ``batchsem.<name>``; its path."""
-    cfg = sysconfig.get_config_vars()
-    suffix = cfg["EXT_SUFFIX"]
-    obj = out_dir / f"{name}.o"
-    lib = out_dir / f"{name}{suffix}"
-    flags = [
-        *shlex.split(cfg.get("CFLAGS") or ""),
-        *shlex.split(cfg.get("CCSHARED") or ""),
-        "-O2",
-        "-std=c99",
-        f"-I{sysconfig.get_paths()['include']}",
-        f"-DPyInit__cbatchsem=PyInit_{name}",  # the init function the module name needs
-    ]
-    subprocess.run([*shlex.split(cfg["CC"]), *flags, "-c", str(source), "-o", str(obj)],
-                   check=True)
-    subprocess.run([*shlex.split(cfg["LDSHARED"]), str(obj), "-o", str(lib)], check=True)
-    return lib
+    """Build ``source`` as the extension module ``<name>`` in ``out_dir``; its path.
+
+    setuptools' build_ext, as ``pip install`` runs it, with setup.py's compile flags.
+    """
+    from setuptools import Distribution, Extension
+
+    src = out_dir / f"{name}.c"
+    src.write_bytes(source.read_bytes())
+    ext = Extension(
+        name, [src.name], extra_compile_args=SETUP_FLAGS,
+        define_macros=[("PyInit__cbatchsem", f"PyInit_{name}")],  # what the name needs
+    )
+    cwd = os.getcwd()
+    os.chdir(out_dir)
+    try:
+        dist = Distribution({"name": name, "ext_modules": [ext]})
+        dist.script_args = ["build_ext", "--inplace", "--build-temp", "build", "--quiet"]
+        dist.parse_command_line()
+        dist.run_commands()
+    finally:
+        os.chdir(cwd)
+    return out_dir / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
 
 
 def load_core(name: str, path: Path) -> Any:
@@ -91,7 +98,7 @@ def main() -> int:
         parser.error(f"--base {args.base}: {show.stderr.strip() or 'not found'}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        base_c = out / "base.c"
+        base_c = out / "base_source.c"
         base_c.write_text(show.stdout)
         base = load_core("_cbatchsem_base", compile_core(base_c, "_cbatchsem_base", out))
         new = load_core("_cbatchsem_new", compile_core(ROOT / SOURCE, "_cbatchsem_new", out))
